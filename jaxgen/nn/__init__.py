@@ -1,0 +1,16 @@
+"""Equinox building blocks: MLPs, residual MLPs, embedding networks, standardization."""
+
+from .embedding import AbstractEmbedding, CNN1dEmbedding, IdentityEmbedding, MLPEmbedding
+from .mlp import MLP, ResidualMLP, zero_last_layer
+from .standardize import Standardizer
+
+__all__ = [
+    "AbstractEmbedding",
+    "CNN1dEmbedding",
+    "IdentityEmbedding",
+    "MLPEmbedding",
+    "MLP",
+    "ResidualMLP",
+    "Standardizer",
+    "zero_last_layer",
+]

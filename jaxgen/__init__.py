@@ -3,7 +3,7 @@
 simulate -> infer -> design -> discover, every step a differentiable JAX function.
 """
 
-from . import boed, flows, nn, sbi, simulators, symbolic, train
+from . import boed, flows, nn, plot, sbi, simulators, symbolic, train
 from ._checks import JaxgenWarning
 from .simulators import simulate
 
@@ -13,6 +13,7 @@ __all__ = [
     "boed",
     "flows",
     "nn",
+    "plot",
     "sbi",
     "simulators",
     "symbolic",

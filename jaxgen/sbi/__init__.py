@@ -11,6 +11,32 @@ from .calibration import (
 )
 from .npe import default_density_estimator, npe
 from .posterior import AbstractPosterior, ConditionalEstimator, DirectPosterior
+from .likelihood_posterior import (
+    AbstractLogLikelihood,
+    ExactLikelihood,
+    FlowProposal,
+    LikelihoodPosterior,
+    flow_proposal,
+)
+from .mcmc import (
+    AbstractSampler,
+    ImportanceSampling,
+    IndependenceMetropolis,
+    MetropolisHastings,
+    RejectionSampling,
+    SamplingInfo,
+    effective_sample_size,
+    split_r_hat,
+)
+from .nle import LikelihoodEstimator, nle
+from .nre import (
+    AbstractRatioLoss,
+    BalancedRatioLoss,
+    BinaryRatioLoss,
+    ContrastiveRatioLoss,
+    RatioEstimator,
+    nre,
+)
 
 __all__ = [
     "AbstractPosterior",
@@ -25,4 +51,25 @@ __all__ = [
     "npe",
     "run_sbc",
     "sbc",
+    "AbstractLogLikelihood",
+    "ExactLikelihood",
+    "LikelihoodPosterior",
+    "FlowProposal",
+    "flow_proposal",
+    "AbstractSampler",
+    "ImportanceSampling",
+    "IndependenceMetropolis",
+    "MetropolisHastings",
+    "RejectionSampling",
+    "SamplingInfo",
+    "effective_sample_size",
+    "split_r_hat",
+    "LikelihoodEstimator",
+    "nle",
+    "AbstractRatioLoss",
+    "BalancedRatioLoss",
+    "BinaryRatioLoss",
+    "ContrastiveRatioLoss",
+    "RatioEstimator",
+    "nre",
 ]

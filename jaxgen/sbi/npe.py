@@ -133,14 +133,10 @@ def npe(
         x_std = Standardizer(jnp.zeros(x_shape), jnp.ones(x_shape))
     estimator = ConditionalEstimator(density, embedding, theta_std, x_std)
 
-    def loss_fn(model: ConditionalEstimator, batch, key):
-        t, xb = batch
-        return -jnp.mean(jax.vmap(model.log_prob_one)(t, xb))
-
     estimator, history = fit(
         k_fit,
         estimator,
-        loss_fn,
+        _npe_loss,
         (theta, x),
         learning_rate=learning_rate,
         batch_size=batch_size,
@@ -153,3 +149,9 @@ def npe(
     return (posterior, history) if return_history else posterior
 
 
+
+
+def _npe_loss(model: ConditionalEstimator, batch: tuple[Array, Array], key: PRNGKeyArray):
+    """Negative log-likelihood of theta under q(theta | x); module level so compiles are shared."""
+    t, xb = batch
+    return -jnp.mean(jax.vmap(model.log_prob_one)(t, xb))

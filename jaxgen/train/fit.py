@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -134,40 +135,10 @@ def fit(
     num_batches = n_train // batch_size
 
     if optimizer is None:
-        adam = optax.adam(learning_rate)
-        optimizer = adam if clip_norm is None else optax.chain(
-            optax.clip_by_global_norm(clip_norm), adam
-        )
+        optimizer = default_optimizer(learning_rate, clip_norm)
     params, static = eqx.partition(model, trainable)
     opt_state = optimizer.init(params)
-
-    def batch_loss(p, batch, k):
-        return loss_fn(eqx.combine(p, static), batch, k)
-
-    @eqx.filter_jit
-    def run_epoch(params, opt_state, train_data, key):
-        k_perm, k_steps = jax.random.split(key)
-        idx = jax.random.permutation(k_perm, n_train)[: num_batches * batch_size]
-        idx = idx.reshape(num_batches, batch_size)
-
-        def step(carry, inputs):
-            params, opt_state = carry
-            batch_idx, k = inputs
-            loss, grads = jax.value_and_grad(batch_loss)(params, _take(train_data, batch_idx), k)
-            updates, new_state = optimizer.update(grads, opt_state, params)
-            new_params = eqx.apply_updates(params, updates)
-            ok = jnp.isfinite(loss) & _finite_tree(grads)
-            keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
-                lambda a, b: jnp.where(ok, a, b), new, old
-            )
-            carry = (keep(new_params, params), keep(new_state, opt_state))
-            return carry, (jnp.where(ok, loss, 0.0), ok)
-
-        keys = jax.random.split(k_steps, num_batches)
-        (params, opt_state), (losses, oks) = jax.lax.scan(step, (params, opt_state), (idx, keys))
-        num_ok = jnp.sum(oks)
-        mean_loss = jnp.where(num_ok > 0, jnp.sum(losses) / jnp.maximum(num_ok, 1), jnp.nan)
-        return params, opt_state, mean_loss, num_batches - num_ok
+    epoch_config = (loss_fn, optimizer, num_batches, batch_size)
 
     eval_batch = 0
     if val_data is not None:
@@ -180,15 +151,7 @@ def fit(
             num_val_batches, eval_batch
         )
 
-        @eqx.filter_jit
-        def val_loss_fn(params, val_data):
-            def body(total, inputs):
-                i, k = inputs
-                return total + batch_loss(params, _take(val_data, i), k), None
-
-            keys = jax.random.split(k_val, num_val_batches)
-            total, _ = jax.lax.scan(body, jnp.zeros(()), (val_idx, keys))
-            return total / num_val_batches
+        val_config = (loss_fn, num_val_batches)
 
     bar = None
     if progress:
@@ -203,8 +166,14 @@ def fit(
     try:
         for epoch in range(max_epochs):
             key, k_epoch = jax.random.split(key)
-            params, opt_state, train_loss, bad = run_epoch(params, opt_state, train_data, k_epoch)
-            val_loss = val_loss_fn(params, val_data) if val_data is not None else jnp.nan
+            params, opt_state, train_loss, bad = _run_epoch(
+                params, opt_state, static, train_data, k_epoch, epoch_config
+            )
+            val_loss = (
+                _validation_loss(params, static, val_data, val_idx, k_val, val_config)
+                if val_data is not None
+                else jnp.nan
+            )
             train_loss, val_loss, bad = float(train_loss), float(val_loss), int(bad)
             num_nonfinite += bad
             train_hist.append(train_loss)
@@ -239,3 +208,67 @@ def fit(
         wall_time=time.perf_counter() - start,
     )
     return eqx.combine(best_params, static), history
+
+
+@functools.lru_cache(maxsize=64)
+def default_optimizer(learning_rate: float, clip_norm: float | None) -> optax.GradientTransformation:
+    """Adam with global-norm gradient clipping.
+
+    Cached, so that repeated fits with the same settings share one optimizer object and hence
+    one compiled training epoch.
+    """
+    adam = optax.adam(learning_rate)
+    if clip_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adam)
+
+
+# The epoch and validation functions live at module level and take everything that shapes the
+# computation as static arguments, so that fitting the same model structure on data of the same
+# shape again (a new key, a second round, a test) reuses the compiled code.
+
+
+@eqx.filter_jit
+def _run_epoch(params, opt_state, static, train_data, key, config):
+    loss_fn, optimizer, num_batches, batch_size = config
+    n_train = jax.tree_util.tree_leaves(train_data)[0].shape[0]
+
+    def batch_loss(p, batch, k):
+        return loss_fn(eqx.combine(p, static), batch, k)
+
+    k_perm, k_steps = jax.random.split(key)
+    idx = jax.random.permutation(k_perm, n_train)[: num_batches * batch_size]
+    idx = idx.reshape(num_batches, batch_size)
+
+    def step(carry, inputs):
+        params, opt_state = carry
+        batch_idx, k = inputs
+        loss, grads = jax.value_and_grad(batch_loss)(params, _take(train_data, batch_idx), k)
+        updates, new_state = optimizer.update(grads, opt_state, params)
+        new_params = eqx.apply_updates(params, updates)
+        ok = jnp.isfinite(loss) & _finite_tree(grads)
+
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+        carry = (keep(new_params, params), keep(new_state, opt_state))
+        return carry, (jnp.where(ok, loss, 0.0), ok)
+
+    keys = jax.random.split(k_steps, num_batches)
+    (params, opt_state), (losses, oks) = jax.lax.scan(step, (params, opt_state), (idx, keys))
+    num_ok = jnp.sum(oks)
+    mean_loss = jnp.where(num_ok > 0, jnp.sum(losses) / jnp.maximum(num_ok, 1), jnp.nan)
+    return params, opt_state, mean_loss, num_batches - num_ok
+
+
+@eqx.filter_jit
+def _validation_loss(params, static, val_data, val_idx, key, config):
+    loss_fn, num_val_batches = config
+
+    def body(total, inputs):
+        i, k = inputs
+        return total + loss_fn(eqx.combine(params, static), _take(val_data, i), k), None
+
+    keys = jax.random.split(key, num_val_batches)
+    total, _ = jax.lax.scan(body, jnp.zeros(()), (val_idx, keys))
+    return total / num_val_batches

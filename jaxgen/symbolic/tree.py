@@ -76,41 +76,42 @@ def registers_needed(capacity: int) -> int:
 
 
 def _parse(tree: Tree, arity: np.ndarray):
-    """Nested ``(code, value, children)`` form of a prefix tree."""
+    """Nested ``(code, value, children, registers_needed, prefix_position)`` form."""
     pos = 0
 
     def rec():
         nonlocal pos
+        here = pos
         c, v = tree[pos]
         pos += 1
-        return (c, v, [rec() for _ in range(int(arity[c]))])
+        ch = [rec() for _ in range(int(arity[c]))]
+        if not ch:
+            need = 1
+        elif len(ch) == 1:
+            need = ch[0][3]
+        else:
+            a, b = ch[0][3], ch[1][3]
+            need = max(a, b) if a != b else a + 1
+        return (c, v, ch, need, here)
 
     return rec()
 
 
-def _need(node) -> int:
-    ch = node[2]
-    if not ch:
-        return 1
-    if len(ch) == 1:
-        return _need(ch[0])
-    a, b = _need(ch[0]), _need(ch[1])
-    return max(a, b) if a != b else a + 1
-
-
 def _emit(node, s: int, rows: list, slots: list) -> None:
-    """Append the nodes of ``node`` in Sethi-Ullman order, result in register ``s``."""
-    c, v, ch = node
+    """Append the nodes of ``node`` in Sethi-Ullman order, result in register ``s``.
+
+    ``slots`` receives the prefix positions of the constants in slot order."""
+    c, v, ch, _, here = node
     if not ch:
         if c == VAR:
             rows.append((c, int(v), s, 0, 0))
         else:
             rows.append((c, len(slots), s, 0, 0))
-            slots.append(float(v))
+            slots.append(here)
     elif len(ch) == 1:
         _emit(ch[0], s, rows, slots)
         rows.append((c, 0, s, s, s))
-    elif _need(ch[0]) >= _need(ch[1]):
+    elif ch[0][3] >= ch[1][3]:
         _emit(ch[0], s, rows, slots)
         _emit(ch[1], s + 1, rows, slots)
         rows.append((c, 0, s, s, s + 1))
@@ -120,7 +121,7 @@ def _emit(node, s: int, rows: list, slots: list) -> None:
         rows.append((c, 0, s, s + 1, s))
 
 
-def encode(trees, capacity: int, num_slots: int, arity: np.ndarray):
+def encode(trees, capacity: int, num_slots: int, arity: np.ndarray, slot_positions=None):
     """Encode trees into arrays ``(code, arg, reg, child, constants)`` with a population axis.
 
     Nodes are emitted in the order of Sethi & Ullman (1970, "The generation of optimal code for
@@ -129,6 +130,8 @@ def encode(trees, capacity: int, num_slots: int, arity: np.ndarray):
     writes, ``child`` the registers its operands are read from; the root ends in register 0.
 
     Raises if a tree has more nodes than ``capacity`` or more constants than ``num_slots``.
+    If ``slot_positions`` is a list, the prefix positions of each tree's constants, in slot
+    order, are appended to it.
     """
     p = len(trees)
     code = np.zeros((p, capacity), np.int32)
@@ -141,8 +144,11 @@ def encode(trees, capacity: int, num_slots: int, arity: np.ndarray):
         if n > capacity:
             raise ValueError(f"An expression has {n} nodes, more than the capacity {capacity}.")
         rows: list[tuple[int, int, int, int, int]] = []
-        slots: list[float] = []
-        _emit(_parse(tree, arity), 0, rows, slots)
+        order: list[int] = []
+        _emit(_parse(tree, arity), 0, rows, order)
+        slots = [tree[j][1] for j in order]
+        if slot_positions is not None:
+            slot_positions.append(order)
         if len(slots) > num_slots:
             raise ValueError(
                 f"An expression has {len(slots)} constants, more than the {num_slots} slots."
@@ -153,7 +159,8 @@ def encode(trees, capacity: int, num_slots: int, arity: np.ndarray):
             arg[t, off + k] = a_
             reg[t, off + k] = r
             child[t, off + k] = (k1, k2)
-        consts[t, : len(slots)] = slots
+        with np.errstate(over="ignore"):  # huge constants become inf: that expression fails
+            consts[t, : len(slots)] = slots
     return code, arg, reg, child, consts
 
 

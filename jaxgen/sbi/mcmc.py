@@ -137,7 +137,7 @@ class MetropolisHastings(AbstractSampler):
     def run(self, key, target, num_samples):
         # Short chains make split R-hat and the ESS unreliable: keep at least 50 draws each.
         num_chains = max(4, min(self.num_chains, num_samples // 50))
-        k_init, k_warm1, k_warm2, k_run = jax.random.split(key, 4)
+        k_init, k_run = jax.random.split(key)
         init, _ = _resample_from_prior(
             k_init, target, num_chains, num_chains * self.num_init_candidates
         )
@@ -145,12 +145,18 @@ class MetropolisHastings(AbstractSampler):
         target_accept = 0.44 if d == 1 else 0.234
         pooled = jnp.cov(init, rowvar=False).reshape(d, d) + 1e-8 * jnp.eye(d)
         chol0 = jnp.linalg.cholesky(pooled * 2.38**2 / d + 1e-10 * jnp.eye(d))
-        chols = jnp.broadcast_to(chol0, (num_chains, d, d))
-        log_p = jax.vmap(target.log_density)(init)
         half = max(self.num_warmup // 2, 1)
+        num_warmup = max(self.num_warmup, half + 1)
+        draws = -(-num_samples // num_chains)
+        total = num_warmup + draws * self.thin
+        eye = jnp.eye(d)
 
-        def step(state, k, adapt, t):
-            theta, lp, log_scale, chol = state
+        # One scan body for warm-up and sampling, so the density is compiled once. Steps in
+        # [half/2, half) accumulate each chain's moments; at step `half` the proposal
+        # covariances are set from them (Haario et al. 2001) and the step sizes restart.
+        def step(state, inputs):
+            theta, lp, log_scale, chol, s1, s2, count = state
+            k, t = inputs
             k_prop, k_acc = jax.random.split(k)
             eps = jax.random.normal(k_prop, theta.shape)
             prop = theta + jnp.exp(log_scale)[:, None] * jnp.einsum("cij,cj->ci", chol, eps)
@@ -161,44 +167,41 @@ class MetropolisHastings(AbstractSampler):
             accept = jax.random.uniform(k_acc, lp.shape) < accept_prob
             theta = jnp.where(accept[:, None], prop, theta)
             lp = jnp.where(accept, lp_prop, lp)
-            if adapt:
-                rate = 1.0 / (1.0 + t) ** 0.6
-                log_scale = log_scale + rate * (accept_prob - target_accept) * 3.0
-            return (theta, lp, log_scale, chol), (theta, accept_prob)
+            stage_t = jnp.where(t < half, t, t - half).astype(float)
+            rate = jnp.where(t < num_warmup, 3.0 / (1.0 + stage_t) ** 0.6, 0.0)
+            log_scale = log_scale + rate * (accept_prob - target_accept)
+            record = (t >= half // 2) & (t < half)
+            s1 = s1 + jnp.where(record, theta, 0.0)
+            s2 = s2 + jnp.where(record, theta[:, :, None] * theta[:, None, :], 0.0)
+            count = count + record
 
-        def warm(state, key, num):
-            def body(s, inp):
-                k, t = inp
-                return step(s, k, True, t)
+            def adapt(_):
+                n = jnp.maximum(count, 2.0)
+                mean = s1 / n
+                own = (s2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
+                pooled = jnp.cov(theta, rowvar=False).reshape(d, d)
+                cov = 0.8 * own + 0.2 * (pooled + jnp.mean(own, 0)) / 2 + 1e-10 * eye
+                new = jax.vmap(jnp.linalg.cholesky)(cov * 2.38**2 / d)
+                ok = jnp.all(jnp.isfinite(new), axis=(1, 2))[:, None, None]
+                return jnp.where(ok, new, chol), jnp.zeros_like(log_scale)
 
-            ts = jnp.arange(num, dtype=float)
-            return jax.lax.scan(body, state, (jax.random.split(key, num), ts))
-
-        state = (init, log_p, jnp.zeros(num_chains), chols)
-        state, (traj, _) = warm(state, k_warm1, half)
-        # Per-chain covariance from the second half of the first warm-up stage, blended with the
-        # pooled one so that chains that barely moved still get a sensible proposal.
-        tail = traj[half // 2 :]  # (t, chains, d)
-        own = jax.vmap(lambda c: jnp.cov(c, rowvar=False).reshape(d, d), in_axes=1)(tail)
-        pooled = jnp.cov(tail.reshape(-1, d), rowvar=False).reshape(d, d)
-        cov = 0.8 * own + 0.2 * pooled + 1e-10 * jnp.eye(d)
-        chols = jax.vmap(jnp.linalg.cholesky)(cov * 2.38**2 / d)
-        chols = jnp.where(jnp.all(jnp.isfinite(chols), axis=(1, 2))[:, None, None], chols, chol0)
-        state = (state[0], state[1], jnp.zeros(num_chains), chols)
-        state, _ = warm(state, k_warm2, max(self.num_warmup - half, 1))
-
-        draws = -(-num_samples // num_chains)
-
-        def keep(s, k):
-            s, (_, acc) = jax.lax.scan(
-                lambda s2, k2: step(s2, k2, False, 0.0), s, jax.random.split(k, self.thin)
+            chol, log_scale = jax.lax.cond(
+                t == half, adapt, lambda _: (chol, log_scale), None
             )
-            return s, (s[0], jnp.mean(acc))
+            return (theta, lp, log_scale, chol, s1, s2, count), (theta, accept_prob)
 
-        _, (kept, acc) = jax.lax.scan(keep, state, jax.random.split(k_run, draws))
-        chains = jnp.swapaxes(kept, 0, 1)  # (chains, draws, d)
+        log_p = jax.vmap(target.log_density)(init)
+        state = (
+            init, log_p, jnp.zeros(num_chains), jnp.broadcast_to(chol0, (num_chains, d, d)),
+            jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(()),
+        )
+        _, (traj, acc) = jax.lax.scan(
+            step, state, (jax.random.split(k_run, total), jnp.arange(total))
+        )
+        kept = traj[num_warmup:][self.thin - 1 :: self.thin]  # (draws, chains, d)
+        chains = jnp.swapaxes(kept, 0, 1)
         samples = kept.reshape(-1, d)[:num_samples]
-        return samples, SamplerTrace(chains, jnp.mean(acc), None)
+        return samples, SamplerTrace(chains, jnp.mean(acc[num_warmup:]), None)
 
 
 class IndependenceMetropolis(AbstractSampler):
@@ -211,8 +214,9 @@ class IndependenceMetropolis(AbstractSampler):
 
     Args:
         proposal: any module with ``sample_and_log_prob(key, num) -> (theta, log_q)`` and
-            ``log_prob(theta)`` for one fixed observation, e.g. ``posterior.as_proposal(x_o)``
-            of a :class:`~jaxgen.sbi.DirectPosterior`.
+            ``log_prob(theta)`` for one fixed observation, e.g.
+            ``jg.sbi.flow_proposal(npe_posterior,
+            x_o)``.
         num_chains: parallel chains.
         num_warmup: discarded steps per chain.
     """

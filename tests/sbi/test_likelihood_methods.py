@@ -22,7 +22,7 @@ def small_flow(key, dim, cond_dim):
 
 @pytest.fixture(scope="module")
 def data():
-    return jg.simulate(jax.random.key(0), SIM, 2000)
+    return jg.simulate(jax.random.key(0), SIM, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def nle_posterior(data):
     theta, x = data
     return jg.sbi.nle(
         jax.random.key(1), theta, x, prior=SIM.prior, density_estimator=small_flow,
-        max_epochs=40,
+        max_epochs=25,
     )
 
 
@@ -43,7 +43,7 @@ def nle_posterior(data):
 def nre_posterior(data):
     theta, x = data
     return jg.sbi.nre(
-        jax.random.key(2), theta, x, prior=SIM.prior, max_epochs=30, hidden_size=32
+        jax.random.key(2), theta, x, prior=SIM.prior, max_epochs=25, hidden_size=32
     )
 
 
@@ -59,15 +59,15 @@ def _moments_match(samples, exact, ess):
 
 
 def test_metropolis_on_exact_likelihood_matches_conjugate_posterior(exact_posterior):
-    samples, info = exact_posterior.sample(jax.random.key(3), X_O, 4000, return_info=True)
-    assert samples.shape == (4000, 2)
+    samples, info = exact_posterior.sample(jax.random.key(3), X_O, 2000, return_info=True)
+    assert samples.shape == (2000, 2)
     assert info.converged and np.all(info.r_hat < 1.1)
     _moments_match(samples, SIM.posterior(X_O), float(np.min(info.ess)))
 
 
 def test_iid_observations_add_log_likelihoods(exact_posterior):
     xs = jnp.array([[0.3, -0.2], [0.5, 0.1], [0.1, -0.4]])
-    samples, info = exact_posterior.sample(jax.random.key(4), xs, 4000, return_info=True)
+    samples, info = exact_posterior.sample(jax.random.key(4), xs, 2000, return_info=True)
     _moments_match(samples, SIM.posterior(xs), float(np.min(info.ess)))
     theta = jnp.array([[0.1, 0.2]])
     single = sum(exact_posterior.log_prob(theta, x) for x in xs)
@@ -129,18 +129,20 @@ def test_r_hat_and_ess_on_known_chains():
     assert jg.sbi.split_r_hat(shifted)[0] > 2
 
 
+@pytest.mark.slow
 def test_nle_posterior_shapes_and_quality(nle_posterior):
-    samples = nle_posterior.sample(jax.random.key(10), X_O, 1000, warn=False)
-    assert samples.shape == (1000, 2)
+    samples = nle_posterior.sample(jax.random.key(10), X_O, 2000, warn=False)
+    assert samples.shape == (2000, 2)
     assert nle_posterior.log_prob(samples[:7], X_O).shape == (7,)
     # A small flow trained briefly: only a coarse check here, C2ST in the slow tests.
     exact = SIM.posterior(X_O)
     assert np.all(np.abs(np.asarray(samples.mean(0) - exact.mean)) < 0.1)
 
 
+@pytest.mark.slow
 def test_nre_posterior_shapes_and_quality(nre_posterior):
-    samples = nre_posterior.sample(jax.random.key(11), X_O, 1000, warn=False)
-    assert samples.shape == (1000, 2)
+    samples = nre_posterior.sample(jax.random.key(11), X_O, 2000, warn=False)
+    assert samples.shape == (2000, 2)
     exact = SIM.posterior(X_O)
     assert np.all(np.abs(np.asarray(samples.mean(0) - exact.mean)) < 0.1)
 
@@ -163,6 +165,7 @@ def test_exact_likelihood_needs_a_likelihood():
         jg.sbi.ExactLikelihood(NoLikelihood())
 
 
+@pytest.mark.slow
 def test_ratio_losses_are_finite_and_distinct(data):
     theta, x = data
     model = build_ratio_estimator(jax.random.key(0), theta, x, None)

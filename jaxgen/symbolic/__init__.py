@@ -2,7 +2,7 @@
 
 from .evaluate import evaluate_expression, evaluate_population
 from .expression import Expression, Population
-from .fit import fit
+from .fitting import fit
 from .operators import DEFAULT_OPERATORS, Operator, OperatorSet
 from .search import SearchConfig, SymbolicFit
 from .selection import ParetoEntry, pareto_front, select

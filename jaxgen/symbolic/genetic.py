@@ -148,7 +148,7 @@ def fold_constants(tree: Tree, g: Grammar) -> Tree:
     out: list[tuple[int, float]] = []
     i = 0
     while i < len(tree):
-        c, v = tree[i]
+        c, _v = tree[i]
         if g.arity[c] == 0:
             out.append(tree[i])
             i += 1

@@ -328,13 +328,13 @@ def run_search(
             bar.close()
 
     hof = [(t, lo, c) for c, (t, lo) in hall.items()]
-    stats = dict(
-        num_evals=num_evals,
-        num_iterations=it,
-        wall_time=time.perf_counter() - start,
-        stopped=stopped,
-        history=np.asarray(history),
-    )
+    stats = {
+        "num_evals": num_evals,
+        "num_iterations": it,
+        "wall_time": time.perf_counter() - start,
+        "stopped": stopped,
+        "history": np.asarray(history),
+    }
     return hof, stats
 
 

@@ -212,6 +212,11 @@ def to_sympy(tree: Tree, operators: OperatorSet, names, *, digits: int | None = 
             return sympy.Float(v)
         op = operators[c - FIRST_OP]
         args = [rec() for _ in range(int(arity[c]))]
+        if op.name == "pow" and args[1].is_Float:
+            # exponents such as 1.5 or -1 read better (and simplify) as rationals
+            r = sympy.Rational(float(args[1])).limit_denominator(12)
+            if abs(float(r) - float(args[1])) < 1e-9:
+                args[1] = r
         return op.sympy_fn(*args)
 
     return rec()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -13,6 +14,8 @@ from .._checks import check_key, check_same_length, drop_nonfinite
 from .operators import DEFAULT_OPERATORS, Operator, OperatorSet
 from .search import SearchConfig, SymbolicFit, hall_to_front, run_search
 from .selection import SELECTION_RULES, select
+from .tree import num_constants, to_callable
+from .units import buckingham_pi, dimension_penalty_fn, parse_units, units_matrix
 
 
 def _rng_from_key(key) -> np.random.Generator:
@@ -32,6 +35,9 @@ def fit(
     operators: OperatorSet | Sequence[str | Operator] = DEFAULT_OPERATORS,
     variable_names: Sequence[str] | None = None,
     weights: Float[Array, " n"] | None = None,
+    units: Sequence | None = None,
+    output_units=None,
+    dimensional_analysis: str = "pi",
     selection: str = "best",
     exact_tol: float = 1e-10,
     config: SearchConfig | None = None,
@@ -57,6 +63,15 @@ def fit(
             inv``), :class:`Operator` objects (custom JAX functions) or an :class:`OperatorSet`.
         variable_names: names of the columns (default ``x0, x1, ...``).
         weights: non-negative row weights, e.g. ``1 / sigma**2`` for known noise levels.
+        units: units of each input column: strings such as ``"m s^-2 kg"`` over the base
+            units ``m s kg T V``, or exponent vectors of length 5 (see
+            :mod:`jaxgen.symbolic.units`).
+        output_units: units of ``y`` (needed for ``dimensional_analysis="pi"``).
+        dimensional_analysis: with units, ``"pi"`` first rewrites the problem in dimensionless
+            groups (Buckingham pi, as AI Feynman does) and searches for
+            ``y / prefactor = g(pi)``; ``"penalty"`` searches the original variables and keeps
+            only dimensionally consistent expressions (inconsistent ones are penalized as
+            parents and never enter the results).
         selection: rule that picks ``best`` from the Pareto front: ``"best"`` (PySR's: the
             largest drop in log-loss per unit complexity among near-best fits), ``"accuracy"``
             or ``"score"``.
@@ -95,17 +110,67 @@ def fit(
     if backend != "jax":
         raise ValueError(f"Unknown backend {backend!r}; choose 'jax' or 'pysr'.")
     rng = _rng_from_key(key)
+    search_X, search_y, search_names, penalty_fn, reduction = X, y, names, None, None
+    if units is not None:
+        D = units_matrix(units, X.shape[1])
+        out = None if output_units is None else parse_units(output_units)
+        if dimensional_analysis == "pi":
+            if out is None:
+                raise ValueError(
+                    "dimensional_analysis='pi' needs `output_units` (the units of y); give "
+                    "them, or use dimensional_analysis='penalty'."
+                )
+            reduction = buckingham_pi(D, out)
+            search_X, search_y = reduction.transform(X, y)
+            search_names = tuple(f"pi{j}" for j in range(search_X.shape[1]))
+            (search_X, search_y, weights), _ = drop_nonfinite(
+                search_X, search_y, weights, context=" after the dimensionless transform"
+            )
+            search_X, search_y, weights = (np.asarray(a) for a in (search_X, search_y, weights))
+        elif dimensional_analysis == "penalty":
+            penalty_fn = dimension_penalty_fn(D, out, operators, penalty=3.0)
+        else:
+            raise ValueError(
+                f"Unknown dimensional_analysis {dimensional_analysis!r}; choose 'pi' or "
+                f"'penalty'."
+            )
+    elif output_units is not None:
+        raise ValueError("`output_units` was given without `units` for the inputs.")
     hof, stats = run_search(
-        rng, X, y, weights, operators, names, config, time_budget=time_budget,
-        max_evals=max_evals, max_iterations=max_iterations, exact_tol=exact_tol,
-        progress=progress,
+        rng, search_X, search_y, weights, operators, search_names, config,
+        time_budget=time_budget, max_evals=max_evals, max_iterations=max_iterations,
+        exact_tol=exact_tol, progress=progress, penalty_fn=penalty_fn,
     )
-    return make_result(hof, stats, operators, names, config, selection, start)
+    result_ops = operators
+    if reduction is not None:
+        # losses are recomputed on the original data, where the prefactor rescales them
+        expanded = []
+        for t, _, _ in hof:
+            t2, result_ops = reduction.expand(t, operators)
+            expanded.append(t2)
+        hof = _rescore(expanded, X, y, weights, result_ops, config)
+    return make_result(hof, stats, result_ops, names, config, selection, start)
+
+
+def _rescore(trees, X, y, w, operators, config):
+    from .tree import complexity
+
+    table = operators.complexity_table()
+    out = []
+    for t in trees:
+        f = to_callable(t, operators)
+        with np.errstate(all="ignore"):
+            pred = np.asarray(f(jnp.asarray(X, jnp.float32)), np.float64)
+        loss = float(np.sum(w * (pred - y) ** 2) / np.sum(w))
+        out.append((t, loss if np.isfinite(loss) else np.inf, complexity(t, table)))
+    return out
 
 
 def make_result(hof, stats, operators, names, config, selection, start) -> SymbolicFit:
-    capacity = 1 << int(np.ceil(np.log2(max([config.max_size + 1] + [len(t) for t, _, _ in hof]))))
-    front = hall_to_front(hof, operators, names, capacity, config.num_constants)
+    longest = max([config.max_size + 1] + [len(t) + 1 for t, _, _ in hof])
+    capacity = 1 << int(np.ceil(np.log2(longest)))
+    slots = max([config.num_constants] + [num_constants(t) for t, _, _ in hof])
+    front = hall_to_front(hof, operators, names, capacity, slots)
     if not front:
         raise RuntimeError(
             "The search found no expression with a finite loss. Check that the data are "

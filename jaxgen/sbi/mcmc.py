@@ -301,7 +301,7 @@ class RejectionSampling(AbstractSampler):
 def split_r_hat(chains: np.ndarray) -> np.ndarray:
     """Split R-hat (Gelman et al. 2013, BDA3 §11.4) per dimension of ``(chains, draws, d)``."""
     chains = np.asarray(chains, dtype=float)
-    m, n, d = chains.shape
+    _, n, d = chains.shape
     if n < 4:
         return np.full(d, np.nan)
     half = n // 2
@@ -326,7 +326,7 @@ def effective_sample_size(chains: np.ndarray) -> np.ndarray:
     if n < 4:
         return np.full(d, float(m * n))
     centred = chains - chains.mean(axis=1, keepdims=True)
-    size = 1 << int(math.ceil(math.log2(2 * n)))
+    size = 1 << math.ceil(math.log2(2 * n))
     f = np.fft.rfft(centred, n=size, axis=1)
     acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, :n] / n  # (m, n, d)
     within = acov[:, 0].mean(axis=0) * n / (n - 1)

@@ -147,11 +147,11 @@ def test_nre_posterior_shapes_and_quality(nre_posterior):
     assert np.all(np.abs(np.asarray(samples.mean(0) - exact.mean)) < 0.1)
 
 
-def test_observation_with_wrong_shape_is_rejected(nle_posterior):
+def test_observation_with_wrong_shape_is_rejected(exact_posterior):
     with pytest.raises(ValueError, match="shape of a training simulation"):
-        nle_posterior.sample(jax.random.key(0), jnp.zeros(3), 10)
+        exact_posterior.sample(jax.random.key(0), jnp.zeros(3), 10)
     with pytest.raises(ValueError, match="NaN"):
-        nle_posterior.sample(jax.random.key(0), jnp.array([jnp.nan, 0.0]), 10)
+        exact_posterior.sample(jax.random.key(0), jnp.array([jnp.nan, 0.0]), 10)
 
 
 def test_exact_likelihood_needs_a_likelihood():

@@ -21,7 +21,9 @@ class AbstractConditionalDensity(eqx.Module):
     ``cond_dim`` (``None`` for an unconditional density). They may also override
     ``_sample(key, condition)`` when sampling is much cheaper than sampling with the log density.
     The batched public methods below are written once here: they check shapes, broadcast the
-    condition against the batch and ``vmap`` the single-example methods.
+    condition against the batch and ``vmap`` the single-example methods. They are compiled with
+    ``eqx.filter_jit`` (one compilation per input shape), so eager calls are fast and calls
+    inside a user's ``jit`` are inlined. Shape errors are raised while tracing.
 
     Shapes:
         - ``log_prob(x, condition)``: ``x`` is ``(*batch, dim)``; ``condition`` is
@@ -63,6 +65,7 @@ class AbstractConditionalDensity(eqx.Module):
 
     # -- batched public API -------------------------------------------------------------------
 
+    @eqx.filter_jit
     def log_prob(
         self, x: Float[ArrayLike, "*batch dim"], condition: Float[ArrayLike, "*batch cond_dim"]
         | None = None
@@ -106,6 +109,7 @@ class AbstractConditionalDensity(eqx.Module):
         log_p = jax.vmap(self._log_prob)(flat_x, flat_c)
         return log_p.reshape(batch)
 
+    @eqx.filter_jit
     def sample(
         self,
         key: PRNGKeyArray,
@@ -132,6 +136,7 @@ class AbstractConditionalDensity(eqx.Module):
             flat = jax.vmap(self._sample)(keys, flat_c)
         return flat.reshape(out_shape + (self.dim,))
 
+    @eqx.filter_jit
     def sample_and_log_prob(
         self,
         key: PRNGKeyArray,

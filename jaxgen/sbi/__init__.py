@@ -1,5 +1,6 @@
 """Simulation-based inference: neural posterior estimation, posteriors and diagnostics."""
 
+from .abc import ABCPosterior, PosteriorMeanSummary, rejection_abc, smc_abc
 from .c2st import c2st
 from .calibration import (
     CoverageResult,
@@ -49,6 +50,7 @@ from .sequential import (
 )
 
 __all__ = [
+    "ABCPosterior",
     "AbstractLogLikelihood",
     "AbstractPosterior",
     "AbstractRatioLoss",
@@ -66,6 +68,7 @@ __all__ = [
     "LikelihoodEstimator",
     "LikelihoodPosterior",
     "MetropolisHastings",
+    "PosteriorMeanSummary",
     "RatioEstimator",
     "RejectionSampling",
     "RoundsResult",
@@ -83,11 +86,13 @@ __all__ = [
     "nle",
     "npe",
     "nre",
+    "rejection_abc",
     "run_sbc",
     "sbc",
     "sequential_nle",
     "sequential_npe",
     "sequential_nre",
+    "smc_abc",
     "split_r_hat",
     "truncated_prior_sample",
 ]

@@ -145,6 +145,9 @@ def crossover(rng, a: Tree, b: Tree, g: Grammar) -> Tree:
 
 def fold_constants(tree: Tree, g: Grammar) -> Tree:
     """Replace every variable-free subtree by its value (kept when it is not finite)."""
+    tree = _cancel_identical(tree, g)
+    if all(c != CONST for c, _ in tree):
+        return tree  # every leaf is a variable: nothing to fold
     out: list[tuple[int, float]] = []
     i = 0
     while i < len(tree):
@@ -164,6 +167,25 @@ def fold_constants(tree: Tree, g: Grammar) -> Tree:
         out.append(tree[i])
         i += 1
     return tuple(out)
+
+
+def _cancel_identical(tree: Tree, g: Grammar) -> Tree:
+    """``e - e -> 0`` and ``e / e -> 1`` for identical operand subtrees (outermost first)."""
+    names = {o.name: FIRST_OP + i for i, o in enumerate(g.operators)}
+    sub, div = names.get("-"), names.get("/")
+    if sub is None and div is None:
+        return tree
+    i = 0
+    out = tree
+    while i < len(out):
+        c = out[i][0]
+        if c in (sub, div):
+            a_end = subtree_end(out, i + 1, g.arity)
+            end = subtree_end(out, a_end, g.arity)
+            if out[i + 1 : a_end] == out[a_end:end]:
+                out = out[:i] + ((CONST, 0.0 if c == sub else 1.0),) + out[end:]
+        i += 1
+    return out
 
 
 _NUMPY = {

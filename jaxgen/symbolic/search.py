@@ -52,6 +52,8 @@ class SearchConfig:
         migration_interval: iterations between migrations from the hall of fame.
         migration_count: expressions each island receives at a migration.
         lm_steps: Levenberg-Marquardt steps per iteration for new offspring.
+        lm_fraction: share of each iteration's offspring (those with constants, drawn at
+            random) whose constants are fitted; the rest keep their parents' constants.
         max_rows_const: rows used to fit constants (a fixed random subset when there are more);
             losses always use every row.
         init_size: largest size of the random initial expressions.
@@ -69,6 +71,7 @@ class SearchConfig:
     migration_interval: int = 5
     migration_count: int = 4
     lm_steps: int = 5
+    lm_fraction: float = 0.35
     max_rows_const: int = 128
     init_size: int = 6
 
@@ -155,7 +158,8 @@ def run_search(
     ctable = operators.complexity_table()
     cfg = config
     capacity = 1 << int(np.ceil(np.log2(cfg.max_size + 1)))
-    B = cfg.num_islands * cfg.offspring_per_island
+    B = cfg.num_islands * cfg.offspring_per_island + 1  # the last slot is always padding
+    lm_batch = max(1, int(round(cfg.lm_fraction * B)))
     var_y = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w)) or 1.0
     mut_w = np.array([wt for _, wt in MUTATIONS], np.float64)
     mut_w /= mut_w.sum()
@@ -182,13 +186,21 @@ def run_search(
             padded, capacity, cfg.num_constants, arity, slot_positions=order
         )
         arrays = [jnp.asarray(a) for a in (code, arg, reg, child)]
-        kmax = max(num_constants(t) for t in trees)
-        if kmax and cfg.lm_steps:
-            c, _ = levenberg_marquardt(
-                *arrays, jnp.asarray(consts), Xc, yc, wc, operators, cfg.lm_steps
-            )
+        consts = jnp.asarray(consts)
+        with_c = np.array([bool(o) for o in order[:n]])
+        if with_c.any() and cfg.lm_steps:
+            # Levenberg-Marquardt on a fixed-size random subset of the offspring that have
+            # constants (PySR likewise optimizes a random fraction); the others keep the
+            # constants inherited from their parents.
+            cand = np.nonzero(with_c)[0]
+            pick = rng.permutation(cand)[:lm_batch]
+            idx = np.concatenate([pick, np.full(lm_batch - len(pick), B - 1)])
+            sub = [a[idx] for a in arrays]
+            c_sub, _ = levenberg_marquardt(*sub, consts[idx], Xc, yc, wc, operators, cfg.lm_steps)
+            c = consts.at[pick].set(c_sub[: len(pick)])
         else:
-            c = jnp.asarray(consts)
+            c = consts
+        kmax = int(with_c.any())
         loss = np.asarray(population_loss(*arrays, c, Xj, yj, wj, operators), np.float64)
         c = np.asarray(c)
         out = []
@@ -229,8 +241,8 @@ def run_search(
             init.append(t)
     init = init[: cfg.num_islands * cfg.island_size]
     trees_all, loss_all = [], []
-    for s in range(0, len(init), B):
-        chunk = init[s : s + B]
+    for s in range(0, len(init), B - 1):
+        chunk = init[s : s + B - 1]
         tr, lo = evaluate(chunk)
         trees_all += tr
         loss_all.append(lo)
@@ -353,7 +365,7 @@ def _pad_data(X, y, w, rows_to: int | None = None):
 
 
 def _tournament(rng: np.random.Generator, fitness: np.ndarray, size: int) -> int:
-    idx = rng.choice(len(fitness), size=min(size, len(fitness)), replace=False)
+    idx = rng.integers(len(fitness), size=size)
     return int(idx[np.argmin(fitness[idx])])
 
 

@@ -3,16 +3,19 @@
 from .base import AbstractSimulator
 from .damped_oscillator import DampedOscillator
 from .gaussian_linear import GaussianLinear
+from .latent import AbstractLatentSimulator, PartonDetector
 from .lotka_volterra import LotkaVolterra
 from .sir import SIR
 from .sweep import SimulationInfo, simulate
 from .two_moons import TwoMoons
 
 __all__ = [
+    "AbstractLatentSimulator",
     "AbstractSimulator",
     "DampedOscillator",
     "GaussianLinear",
     "LotkaVolterra",
+    "PartonDetector",
     "SIR",
     "SimulationInfo",
     "TwoMoons",

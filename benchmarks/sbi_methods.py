@@ -1,0 +1,140 @@
+"""NLE and NRE in jaxgen and in sbi (PyTorch), side by side in one run.
+
+For each task and simulation budget: C2ST against reference posterior samples, training wall
+time and posterior-sampling wall time (jaxgen: first call, compilation included, and a second,
+compiled call). sbi runs single-threaded (``torch.set_num_threads(1)``).
+
+    python benchmarks/sbi_methods.py --tasks two_moons gaussian_linear \
+        --num-simulations 10000 --num-samples 10000 --out benchmarks/sbi_methods.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxgen as jg
+
+
+def task(name):
+    if name == "two_moons":
+        sim = jg.simulators.TwoMoons()
+        x_o = jnp.zeros(2)
+
+        def reference(key, n):
+            return sim.reference_posterior_samples(key, x_o, n)
+    elif name == "gaussian_linear":
+        sim = jg.simulators.GaussianLinear(dim=10)
+        x_o = jnp.full(10, 0.5)
+
+        def reference(key, n):
+            return sim.posterior(x_o).sample(key, (n,))
+    else:
+        sims = {"sir": jg.simulators.SIR, "lotka_volterra": jg.simulators.LotkaVolterra}
+        sim = sims[name]()
+        theta_o = sim.prior.mean
+        x_o = sim(jax.random.key(123), theta_o)
+        exact = jg.sbi.LikelihoodPosterior(
+            jg.sbi.ExactLikelihood(sim), sim.prior, tuple(x_o.shape), sim.theta_dim,
+            jg.sbi.MetropolisHastings(num_chains=100, num_warmup=1000, thin=10),
+        )
+
+        def reference(key, n):
+            # Exact-likelihood MCMC as the reference (sbibm's files are not needed).
+            return exact.sample(key, x_o, n)
+    return sim, x_o, reference
+
+
+def torch_prior(name, sim):
+    import torch
+    from sbi.utils import BoxUniform
+
+    if name == "two_moons":
+        return BoxUniform(-torch.ones(2), torch.ones(2))
+    if name == "gaussian_linear":
+        return torch.distributions.MultivariateNormal(torch.zeros(10), 0.1 * torch.eye(10))
+    mu = torch.as_tensor(np.asarray(sim.prior.base_dist.loc), dtype=torch.float32)
+    sd = torch.as_tensor(np.asarray(sim.prior.base_dist.scale), dtype=torch.float32)
+    return torch.distributions.Independent(torch.distributions.LogNormal(mu, sd), 1)
+
+
+def run_jaxgen(method, key, sim, theta, x, x_o, num_samples):
+    fn = {"nle": jg.sbi.nle, "nre": jg.sbi.nre}[method]
+    t0 = time.perf_counter()
+    post = fn(key, theta, x, prior=sim.prior)
+    jax.block_until_ready(post)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    samples, info = post.sample(jax.random.key(1), x_o, num_samples, return_info=True)
+    samples.block_until_ready()
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    post.sample(jax.random.key(2), x_o, num_samples, warn=False).block_until_ready()
+    t_second = time.perf_counter() - t0
+    return samples, {
+        "train_s": t_train, "sample_first_call_s": t_first, "sample_s": t_second,
+        "r_hat_max": float(np.nanmax(info.r_hat)), "ess_min": float(np.min(info.ess)),
+    }
+
+
+def run_sbi(method, name, sim, theta, x, x_o, num_samples):
+    import torch
+    from sbi.inference import NLE, NRE
+
+    torch.set_num_threads(1)
+    prior = torch_prior(name, sim)
+    cls = {"nle": NLE, "nre": NRE}[method]
+    t0 = time.perf_counter()
+    inference = cls(prior=prior, show_progress_bars=False)
+    th = torch.as_tensor(np.asarray(theta), dtype=torch.float32)
+    xx = torch.as_tensor(np.asarray(x).reshape(len(x), -1), dtype=torch.float32)
+    inference.append_simulations(th, xx).train()
+    posterior = inference.build_posterior()
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    xo = torch.as_tensor(np.asarray(x_o).reshape(1, -1), dtype=torch.float32)
+    samples = posterior.sample((num_samples,), x=xo, show_progress_bars=False)
+    t_sample = time.perf_counter() - t0
+    return jnp.asarray(samples.numpy()), {"train_s": t_train, "sample_s": t_sample}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", nargs="+", default=["two_moons", "gaussian_linear", "sir",
+                                                       "lotka_volterra"])
+    parser.add_argument("--methods", nargs="+", default=["nle", "nre"])
+    parser.add_argument("--num-simulations", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--skip-sbi", action="store_true")
+    parser.add_argument("--out", default="benchmarks/sbi_methods.json")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    results = []
+    for name in args.tasks:
+        sim, x_o, reference = task(name)
+        ref = reference(jax.random.key(7), args.num_samples)
+        for n in args.num_simulations:
+            theta, x = jg.simulate(jax.random.key(n), sim, n)
+            for method in args.methods:
+                row = {"task": name, "method": method, "num_simulations": n,
+                       "num_samples": args.num_samples}
+                s, t = run_jaxgen(method, jax.random.key(0), sim, theta, x, x_o,
+                                  args.num_samples)
+                row["jaxgen"] = {**t, "c2st": jg.sbi.c2st(s, ref)}
+                if not args.skip_sbi:
+                    s, t = run_sbi(method, name, sim, theta, x, x_o, args.num_samples)
+                    row["sbi"] = {**t, "c2st": jg.sbi.c2st(s, ref)}
+                print(json.dumps(row), flush=True)
+                results.append(row)
+                with open(args.out, "w") as f:
+                    json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

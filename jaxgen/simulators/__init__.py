@@ -1,6 +1,7 @@
 """Differentiable simulators, priors and the sweep engine."""
 
 from .base import AbstractSimulator
+from .chirp import Chirp
 from .damped_oscillator import DampedOscillator
 from .gaussian_linear import GaussianLinear
 from .latent import AbstractLatentSimulator, PartonDetector
@@ -12,6 +13,7 @@ from .two_moons import TwoMoons
 __all__ = [
     "AbstractLatentSimulator",
     "AbstractSimulator",
+    "Chirp",
     "DampedOscillator",
     "GaussianLinear",
     "LotkaVolterra",

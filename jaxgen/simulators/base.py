@@ -41,7 +41,7 @@ class AbstractSimulator(eqx.Module):
     @abc.abstractmethod
     def __call__(
         self, key: PRNGKeyArray, theta: Float[Array, " d"], design: Any = None
-    ) -> Float[Array, "..."]:
+    ) -> Float[Array, "*x_shape"]:
         """Simulate one example ``x`` for one parameter vector ``theta``."""
 
     def default_design(self) -> Any:
@@ -49,7 +49,7 @@ class AbstractSimulator(eqx.Module):
         return None
 
     def log_likelihood(
-        self, theta: Float[Array, " d"], x: Float[Array, "..."], design: Any = None
+        self, theta: Float[Array, " d"], x: Float[Array, "*x_shape"], design: Any = None
     ) -> Float[Array, ""]:
         """log p(x | theta, design) for one example, where the likelihood is tractable."""
         raise NotImplementedError(

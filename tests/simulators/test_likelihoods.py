@@ -2,6 +2,7 @@
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +112,27 @@ def test_two_moons_reference_posterior_moments():
     # mass, so well under 1% of the samples.
     log_lik = jax.vmap(sim.log_likelihood, in_axes=(0, None))(jnp.asarray(samples), x_o)
     assert float(jnp.mean(~jnp.isfinite(log_lik))) < 0.01
+
+
+def test_ode_log_likelihoods_match_scipy_given_the_ode_solution():
+    lotka, sir = S.LotkaVolterra(), S.SIR(exact_binomial=True)
+    lv_theta, sir_theta = jnp.array([0.9, 0.05, 1.1, 0.04]), jnp.array([0.5, 0.13])
+    lv_x = jnp.exp(jnp.linspace(0.0, 3.0, 20))
+    sir_x = jnp.array([0.0, 1, 3, 40, 120, 160, 90, 30, 8, 2])
+
+    @eqx.filter_jit
+    def run(lotka, sir):
+        return (
+            lotka.populations(lv_theta),
+            lotka.log_likelihood(lv_theta, lv_x),
+            sir.infected_fraction(sir_theta),
+            sir.log_likelihood(sir_theta, sir_x),
+        )
+
+    populations, lv_log_lik, fraction, sir_log_lik = map(np.asarray, run(lotka, sir))
+    # Observations are ordered prey values then predator values.
+    medians = np.clip(populations, 1e-10, 1e4).T.reshape(-1)
+    expected = scipy.stats.lognorm(s=0.1, scale=medians).logpdf(np.asarray(lv_x)).sum()
+    np.testing.assert_allclose(lv_log_lik, expected, rtol=1e-5)
+    expected = scipy.stats.binom(1000, np.clip(fraction, 0, 1)).logpmf(np.asarray(sir_x)).sum()
+    np.testing.assert_allclose(sir_log_lik, expected, rtol=1e-4)

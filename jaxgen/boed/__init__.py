@@ -1,1 +1,44 @@
-"""jaxgen.boed"""
+"""Bayesian optimal experiment design: EIG estimators and design optimization."""
+
+from .base import AbstractEIGEstimator, BoundKind
+from .constraints import AbstractConstraint, Box, OrderedTimes, Simplex, Unconstrained
+from .contrastive import AdaptiveContrastive, NestedMonteCarlo, PriorContrastive
+from .eig import eig, fit_estimator
+from .networks import ConditionalPosterior, Critic
+from .optimize import (
+    AbstractDesignMethod,
+    BayesianOptimization,
+    DesignResult,
+    DiscreteSearch,
+    GradientAscent,
+    optimize_design,
+)
+from .variational import NWJ, DonskerVaradhan, InfoNCE, NeuralRatio, PosteriorBound
+
+__all__ = [
+    "NWJ",
+    "AbstractConstraint",
+    "AbstractDesignMethod",
+    "AbstractEIGEstimator",
+    "AdaptiveContrastive",
+    "BayesianOptimization",
+    "BoundKind",
+    "Box",
+    "ConditionalPosterior",
+    "Critic",
+    "DesignResult",
+    "DiscreteSearch",
+    "DonskerVaradhan",
+    "GradientAscent",
+    "InfoNCE",
+    "NestedMonteCarlo",
+    "NeuralRatio",
+    "OrderedTimes",
+    "PosteriorBound",
+    "PriorContrastive",
+    "Simplex",
+    "Unconstrained",
+    "eig",
+    "fit_estimator",
+    "optimize_design",
+]

@@ -63,8 +63,8 @@ def npe(
     density_estimator: DensityFactory | None = None,
     embedding: AbstractEmbedding | None = None,
     standardize: bool = True,
-    learning_rate: float = 5e-4,
-    batch_size: int = 200,
+    learning_rate: float = 1e-3,
+    batch_size: int = 256,
     max_epochs: int = 500,
     validation_fraction: float = 0.1,
     patience: int = 20,
@@ -91,7 +91,9 @@ def npe(
             flattened ``x``.
         standardize: z-score theta and x with the training-set statistics.
         learning_rate, batch_size, max_epochs, validation_fraction, patience, progress: passed
-            to :func:`jaxgen.train.fit`.
+            to :func:`jaxgen.train.fit`. The defaults (Adam at 1e-3, minibatches of 256, 10%
+            validation, patience 20) reached the same or better validation loss and C2ST than
+            sbi's 5e-4 / 200 in fewer epochs on the two-moons and Gaussian-linear benchmarks.
         return_history: also return the training :class:`~jaxgen.train.History`.
 
     Returns:

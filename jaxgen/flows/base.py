@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+import operator
 
 import equinox as eqx
 import jax
@@ -67,8 +68,9 @@ class AbstractConditionalDensity(eqx.Module):
 
     @eqx.filter_jit
     def log_prob(
-        self, x: Float[ArrayLike, "*batch dim"], condition: Float[ArrayLike, "*batch cond_dim"]
-        | None = None
+        self,
+        x: Float[ArrayLike, "*batch dim"],
+        condition: Float[ArrayLike, "*batch cond_dim"] | None = None,
     ) -> Float[Array, "*batch"]:
         """Log density of ``x`` (shape ``(*batch, dim)``) given ``condition``.
 
@@ -109,7 +111,6 @@ class AbstractConditionalDensity(eqx.Module):
         log_p = jax.vmap(self._log_prob)(flat_x, flat_c)
         return log_p.reshape(batch)
 
-    @eqx.filter_jit
     def sample(
         self,
         key: PRNGKeyArray,
@@ -129,14 +130,8 @@ class AbstractConditionalDensity(eqx.Module):
             Samples of shape ``(num_samples, *cbatch, dim)``; the leading axis is dropped when
             ``num_samples`` is ``None``.
         """
-        keys, flat_c, out_shape = self._sample_setup(key, condition, num_samples)
-        if flat_c is None:
-            flat = jax.vmap(lambda k: self._sample(k, None))(keys)
-        else:
-            flat = jax.vmap(self._sample)(keys, flat_c)
-        return flat.reshape(out_shape + (self.dim,))
+        return self._batched_sample(key, condition, _as_num_samples(num_samples), False)
 
-    @eqx.filter_jit
     def sample_and_log_prob(
         self,
         key: PRNGKeyArray,
@@ -148,12 +143,27 @@ class AbstractConditionalDensity(eqx.Module):
         Same shape convention as :meth:`sample`; the log densities have the sample shape
         without the trailing ``dim`` axis.
         """
-        keys, flat_c, out_shape = self._sample_setup(key, condition, num_samples)
-        if flat_c is None:
-            flat, log_p = jax.vmap(lambda k: self._sample_and_log_prob(k, None))(keys)
+        return self._batched_sample(key, condition, _as_num_samples(num_samples), True)
+
+    @eqx.filter_jit
+    def _batched_sample(self, key, condition, num_samples: int | None, with_log_prob: bool):
+        # `num_samples` and `with_log_prob` arrive as Python values, hence static under jit.
+        key = check_key(key)
+        condition = self._check_condition(condition)
+        cbatch = () if condition is None else condition.shape[:-1]
+        out_shape = (() if num_samples is None else (num_samples,)) + cbatch
+        total = math.prod(out_shape)
+        keys = jax.random.split(key, total)
+        if condition is None:
+            flat_c = None
         else:
+            flat_c = jnp.broadcast_to(condition, out_shape + (self.cond_dim,))
+            flat_c = flat_c.reshape(total, self.cond_dim)
+        if with_log_prob:
             flat, log_p = jax.vmap(self._sample_and_log_prob)(keys, flat_c)
-        return flat.reshape(out_shape + (self.dim,)), log_p.reshape(out_shape)
+            return flat.reshape(out_shape + (self.dim,)), log_p.reshape(out_shape)
+        flat = jax.vmap(self._sample)(keys, flat_c)
+        return flat.reshape(out_shape + (self.dim,))
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -182,23 +192,18 @@ class AbstractConditionalDensity(eqx.Module):
             condition = condition.astype(jnp.float32)
         return condition
 
-    def _sample_setup(
-        self, key: PRNGKeyArray, condition: ArrayLike | None, num_samples: int | None
-    ) -> tuple[Array, Array | None, tuple[int, ...]]:
-        key = check_key(key)
-        if num_samples is not None and (
-            not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1
-        ):
-            raise ValueError(
-                f"`num_samples` must be a positive int or None, got {num_samples!r}."
-            )
-        condition = self._check_condition(condition)
-        cbatch = () if condition is None else condition.shape[:-1]
-        lead = () if num_samples is None else (num_samples,)
-        out_shape = lead + cbatch
-        total = math.prod(out_shape)
-        keys = jax.random.split(key, total)
-        if condition is None:
-            return keys, None, out_shape
-        flat_c = jnp.broadcast_to(condition, out_shape + (self.cond_dim,))
-        return keys, flat_c.reshape(total, self.cond_dim), out_shape
+
+def _as_num_samples(num_samples) -> int | None:
+    """A positive Python int (NumPy integers accepted) or None; anything else is an error."""
+    if num_samples is None:
+        return None
+    try:
+        value = None if isinstance(num_samples, bool) else operator.index(num_samples)
+    except TypeError:
+        value = None
+    if value is None or value < 1:
+        raise ValueError(
+            f"`num_samples` must be a positive int or None, got {num_samples!r}. It sets an "
+            f"array shape, so it cannot be a traced value."
+        )
+    return value

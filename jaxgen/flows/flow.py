@@ -24,7 +24,9 @@ class Flow(AbstractConditionalDensity):
     ``T`` applies ``num_layers`` bijections of one structure, each followed by a fixed
     permutation of the dimensions. The layers are stored stacked (every array has a leading
     ``num_layers`` axis, built with ``eqx.filter_vmap``) and applied with ``lax.scan``, so the
-    compiled program does not grow with depth. Build flows with :func:`coupling_flow` or
+    compiled program does not grow with depth. The builders reverse the dimensions after every
+    layer (a fixed permutation, stored as an array so any permutation fits the same scan); there
+    is no learned linear (LU) mixing layer. Build flows with :func:`coupling_flow` or
     :func:`masked_autoregressive_flow` rather than by hand.
 
     Fields:

@@ -16,8 +16,11 @@ Two evaluators share the encoding of :mod:`jaxgen.symbolic.tree`:
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .operators import CONST, FIRST_OP, VAR, OperatorSet
@@ -96,6 +99,7 @@ def evaluate_population(
     X: Float[Array, "n d"],
     operators: OperatorSet,
     window: int = 32,
+    num_parts: int = 2,
 ) -> Float[Array, "p n"]:
     """Values of every expression of a population on the rows of ``X``, grouped by operator.
 
@@ -106,6 +110,8 @@ def evaluate_population(
         window: number of expressions one operator application handles at once. Smaller
             windows waste less work at the edges of each operator's group; larger ones cost fewer
             loop iterations.
+        num_parts: the population is cut into this many independent parts, whose loops XLA
+            can run concurrently on different cores.
 
     Returns:
         ``(p, n)`` values; NaN/inf where an expression is undefined (isolated to that
@@ -117,6 +123,19 @@ def evaluate_population(
             code, arg, reg, child, constants, X, operators)
         ```
     """
+    p = code.shape[0]
+    if num_parts > 1 and p >= 2 * num_parts:
+        bounds = np.linspace(0, p, num_parts + 1).astype(int)
+        parts = [
+            _grouped(code[a:b], arg[a:b], reg[a:b], child[a:b], constants[a:b], X, operators,
+                     window)
+            for a, b in itertools.pairwise(bounds)
+        ]
+        return jnp.concatenate(parts, axis=0)
+    return _grouped(code, arg, reg, child, constants, X, operators, window)
+
+
+def _grouped(code, arg, reg, child, constants, X, operators: OperatorSet, window: int):
     X = jnp.asarray(X)
     p, L = code.shape
     n = X.shape[0]

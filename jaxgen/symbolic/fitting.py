@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_key, check_same_length, drop_nonfinite
-from .operators import DEFAULT_OPERATORS, Operator, OperatorSet
+from .operators import CONST, DEFAULT_OPERATORS, Operator, OperatorSet
 from .search import SearchConfig, SymbolicFit, hall_to_front, run_search
 from .selection import SELECTION_RULES, select
 from .tree import num_constants, to_callable
@@ -37,7 +37,7 @@ def fit(
     weights: Float[Array, " n"] | None = None,
     units: Sequence | None = None,
     output_units=None,
-    dimensional_analysis: str = "pi",
+    dimensional_analysis: str | None = None,
     selection: str = "best",
     exact_tol: float = 1e-10,
     config: SearchConfig | None = None,
@@ -67,7 +67,8 @@ def fit(
             units ``m s kg T V``, or exponent vectors of length 5 (see
             :mod:`jaxgen.symbolic.units`).
         output_units: units of ``y`` (needed for ``dimensional_analysis="pi"``).
-        dimensional_analysis: with units, ``"pi"`` first rewrites the problem in dimensionless
+        dimensional_analysis: with units, ``"pi"`` (the default when ``output_units`` is
+            given; otherwise ``"penalty"``) first rewrites the problem in dimensionless
             groups (Buckingham pi, as AI Feynman does) and searches for
             ``y / prefactor = g(pi)``; ``"penalty"`` searches the original variables and keeps
             only dimensionally consistent expressions (inconsistent ones are penalized as
@@ -114,6 +115,8 @@ def fit(
     if units is not None:
         D = units_matrix(units, X.shape[1])
         out = None if output_units is None else parse_units(output_units)
+        if dimensional_analysis is None:
+            dimensional_analysis = "penalty" if out is None else "pi"
         if dimensional_analysis == "pi":
             if out is None:
                 raise ValueError(
@@ -136,23 +139,61 @@ def fit(
             )
     elif output_units is not None:
         raise ValueError("`output_units` was given without `units` for the inputs.")
-    hof, stats = run_search(
-        rng, search_X, search_y, weights, operators, search_names, config,
-        time_budget=time_budget, max_evals=max_evals, max_iterations=max_iterations,
-        exact_tol=exact_tol, progress=progress, penalty_fn=penalty_fn,
-    )
+    if reduction is not None and len(reduction.groups) == 0:
+        # no dimensionless group: y = c * prefactor, and c is the weighted mean ratio
+        c = float(np.sum(weights * search_y) / np.sum(weights))
+        loss = float(np.sum(weights * (search_y - c) ** 2) / np.sum(weights))
+        hof = [(((CONST, c),), loss, 1)]
+        stats = {"num_evals": 1, "num_iterations": 0, "wall_time": 0.0, "stopped": "exact",
+                 "history": np.asarray([loss])}
+    else:
+        hof, stats = run_search(
+            rng, search_X, search_y, weights, operators, search_names, config,
+            time_budget=time_budget, max_evals=max_evals, max_iterations=max_iterations,
+            exact_tol=exact_tol, progress=progress, penalty_fn=penalty_fn,
+        )
     result_ops = operators
+    hof = _snap_constants(hof, search_X, search_y, weights, operators)
     if reduction is not None:
         # losses are recomputed on the original data, where the prefactor rescales them
         expanded = []
         for t, _, _ in hof:
             t2, result_ops = reduction.expand(t, operators)
             expanded.append(t2)
-        hof = _rescore(expanded, X, y, weights, result_ops, config)
-    return make_result(hof, stats, result_ops, names, config, selection, start)
+        hof = _rescore(expanded, X, y, weights, result_ops)
+    baseline = float(np.average((y - np.average(y, weights=weights)) ** 2, weights=weights))
+    return make_result(hof, stats, result_ops, names, config, selection, start, baseline)
 
 
-def _rescore(trees, X, y, w, operators, config):
+def _snap_constants(hof, X, y, w, operators, max_denominator: int = 12, rel_tol: float = 1e-2):
+    """Round each hall-of-fame expression's constants to simple fractions (denominators up to
+    ``max_denominator``) when that raises its loss by less than ``rel_tol`` (relative); noise
+    leaves fitted constants slightly off values such as 1 or 1/2 (AI Feynman likewise tries
+    rational snapping)."""
+    from fractions import Fraction
+
+    out = []
+    for t, loss, c in hof:
+        if not np.isfinite(loss) or not any(cc == CONST for cc, _ in t):
+            out.append((t, loss, c))
+            continue
+        snapped = tuple(
+            (cc, float(Fraction(v).limit_denominator(max_denominator))) if cc == CONST else (cc, v)
+            for cc, v in t
+        )
+        if snapped == t:
+            out.append((t, loss, c))
+            continue
+        new_loss = _rescore([snapped], X, y, w, operators)[0][1]
+        scale = float(np.average(y**2, weights=w))
+        if new_loss <= loss * (1 + rel_tol) + 1e-12 * scale:
+            out.append((snapped, new_loss, c))
+        else:
+            out.append((t, loss, c))
+    return out
+
+
+def _rescore(trees, X, y, w, operators):
     from .tree import complexity
 
     table = operators.complexity_table()
@@ -166,11 +207,13 @@ def _rescore(trees, X, y, w, operators, config):
     return out
 
 
-def make_result(hof, stats, operators, names, config, selection, start) -> SymbolicFit:
+def make_result(
+    hof, stats, operators, names, config, selection, start, baseline_loss=None
+) -> SymbolicFit:
     longest = max([config.max_size + 1] + [len(t) + 1 for t, _, _ in hof])
     capacity = 1 << int(np.ceil(np.log2(longest)))
     slots = max([config.num_constants] + [num_constants(t) for t, _, _ in hof])
-    front = hall_to_front(hof, operators, names, capacity, slots)
+    front = hall_to_front(hof, operators, names, capacity, slots, baseline_loss)
     if not front:
         raise RuntimeError(
             "The search found no expression with a finite loss. Check that the data are "

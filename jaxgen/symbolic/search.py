@@ -88,7 +88,7 @@ class SymbolicFit:
         num_iterations: search iterations.
         wall_time: seconds spent (including compilation).
         stopped: why the search ended: ``"exact"``, ``"time_budget"``, ``"max_evals"``,
-            ``"max_iterations"`` or ``"interrupted"``.
+            ``"max_iterations"``, ``"interrupted"``, or ``"pysr"`` for the PySR backend.
         history: lowest loss after each iteration.
         variable_names: names of the input columns.
     """
@@ -109,7 +109,7 @@ class SymbolicFit:
 
     def predict(self, X) -> jax.Array:
         """Values of ``best`` on the rows of ``X``."""
-        return self.best(jnp.asarray(X, jnp.float32))
+        return self.best.to_jax()(jnp.asarray(X, jnp.float32))
 
     def __str__(self) -> str:
         rows = [f"{'complexity':>10}  {'loss':>12}  {'score':>8}  expression"]
@@ -159,8 +159,10 @@ def run_search(
     cfg = config
     capacity = 1 << int(np.ceil(np.log2(cfg.max_size + 1)))
     B = cfg.num_islands * cfg.offspring_per_island + 1  # the last slot is always padding
-    lm_batch = max(1, int(round(cfg.lm_fraction * B)))
-    var_y = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w)) or 1.0
+    lm_batch = max(1, round(cfg.lm_fraction * B))
+    # scale of the losses; a (nearly) constant target is measured against its mean square
+    var_y = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    var_y = max(var_y, 1e-6 * float(np.average(y**2, weights=w)), 1e-30)
     mut_w = np.array([wt for _, wt in MUTATIONS], np.float64)
     mut_w /= mut_w.sum()
 
@@ -369,10 +371,12 @@ def _tournament(rng: np.random.Generator, fitness: np.ndarray, size: int) -> int
     return int(idx[np.argmin(fitness[idx])])
 
 
-def hall_to_front(hof, operators, names, capacity, num_slots) -> tuple[ParetoEntry, ...]:
+def hall_to_front(
+    hof, operators, names, capacity, num_slots, baseline_loss=None
+) -> tuple[ParetoEntry, ...]:
     """Encode hall-of-fame trees as expressions and keep their Pareto front."""
     cands = []
     for t, loss, c in hof:
         e = Expression.from_tree(t, operators, names, capacity, num_slots)
         cands.append((e, loss, c))
-    return pareto_front(cands)
+    return pareto_front(cands, baseline_loss)

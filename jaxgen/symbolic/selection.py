@@ -29,15 +29,20 @@ class ParetoEntry:
     score: float
 
 
-def pareto_front(candidates: list[tuple[Expression, float, int]]) -> tuple[ParetoEntry, ...]:
+def pareto_front(
+    candidates: list[tuple[Expression, float, int]], baseline_loss: float | None = None
+) -> tuple[ParetoEntry, ...]:
     """Keep, by increasing complexity, the expressions that are more accurate than every
-    simpler one; attach PySR's score ``-d log(loss) / d complexity``."""
+    simpler one; attach PySR's score ``-d log(loss) / d complexity``.
+
+    ``baseline_loss`` (e.g. the variance of ``y``: the loss of predicting the mean, at
+    complexity 0) scores the simplest entry too, so that a one-node law can be chosen."""
     best: dict[int, tuple[Expression, float]] = {}
     for e, loss, c in candidates:
         if np.isfinite(loss) and (c not in best or loss < best[c][1]):
             best[c] = (e, float(loss))
     front: list[ParetoEntry] = []
-    prev_loss, prev_c = None, None
+    prev_loss, prev_c = baseline_loss, 0
     for c in sorted(best):
         e, loss = best[c]
         if prev_loss is not None and loss >= prev_loss:

@@ -124,3 +124,32 @@ def test_nonfinite_rows_are_dropped_with_a_warning():
         res = fit(jax.random.key(2), X, y, variable_names=["I", "R"])
     assert any("Dropped 2 of" in str(w.message) for w in caught)
     assert res.stopped == "exact"
+
+
+def test_units_penalty_keeps_only_consistent_expressions():
+    from jaxgen.symbolic.units import expression_dimensions, parse_units, units_matrix
+
+    rng = np.random.default_rng(6)
+    X = rng.uniform(1, 3, (N, 3))
+    y = X[:, 0] * X[:, 1] + X[:, 2]  # m * v + p: momenta
+    units = ["kg", "m s^-1", "m s^-1 kg"]
+    res = fit(jax.random.key(3), X, y, variable_names=["m", "v", "p"], units=units,
+              output_units="m s^-1 kg", dimensional_analysis="penalty", max_iterations=15)
+    D = units_matrix(units, 3)
+    for entry in res.pareto:
+        dims = expression_dimensions(entry.expression.tree, D, entry.expression.operators)
+        assert dims is not False
+        assert dims is None or np.allclose(dims, parse_units("m s^-1 kg"))
+
+
+def test_units_with_pi_reduction_recovers_a_feynman_law():
+    # I.12.11 without the angle: F = q (Ef + B v); groups B v / Ef
+    rng = np.random.default_rng(7)
+    X = rng.uniform(1, 5, (N, 4))
+    y = X[:, 0] * (X[:, 1] + X[:, 2] * X[:, 3])
+    res = fit(jax.random.key(4), X, y, variable_names=["q", "Ef", "B", "v"],
+              units=["m^2 s^-2 kg V^-1", "m^-1 V", "m^-2 s V", "m s^-1"],
+              output_units="m s^-2 kg")
+    q, Ef, B, v = sympy.symbols("q Ef B v", real=True)
+    mean, spread = constant_ratio(res.best.sympy(), q * (Ef + B * v), [q, Ef, B, v], rng)
+    assert abs(mean - 1) < 1e-4 and spread < 1e-4, str(res.best)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .mlp import MLP
+from .mlp import MLP, gelu
 
 
 class AbstractEmbedding(eqx.Module):
@@ -79,7 +79,7 @@ class CNN1dEmbedding(AbstractEmbedding):
         channels: tuple[int, ...] = (8, 16),
         kernel_size: int = 5,
         head_width: int = 64,
-        activation: Callable = jax.nn.gelu,
+        activation: Callable = gelu,
         *,
         key: PRNGKeyArray,
     ):

@@ -10,6 +10,11 @@ import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
+def gelu(x: Array) -> Array:
+    """GELU as a plain function (a jitted callable stored on a module makes equinox warn)."""
+    return jax.nn.gelu(x)
+
+
 class MLP(eqx.Module):
     """A fully connected network ``in_size -> [width_size] * depth -> out_size``.
 
@@ -37,7 +42,7 @@ class MLP(eqx.Module):
         out_size: int,
         width_size: int = 64,
         depth: int = 2,
-        activation: Callable = jax.nn.gelu,
+        activation: Callable = gelu,
         *,
         key: PRNGKeyArray,
     ):
@@ -81,7 +86,7 @@ class ResidualMLP(eqx.Module):
         out_size: int,
         width_size: int = 64,
         depth: int = 2,
-        activation: Callable = jax.nn.gelu,
+        activation: Callable = gelu,
         *,
         key: PRNGKeyArray,
     ):

@@ -3,23 +3,31 @@
 from .base import AbstractSimulator
 from .chirp import Chirp
 from .damped_oscillator import DampedOscillator
+from .death_process import DeathProcess
 from .gaussian_linear import GaussianLinear
+from .hyperbolic_discounting import HyperbolicDiscounting
 from .latent import AbstractLatentSimulator, PartonDetector
+from .linear_regression import LinearGaussianRegression
 from .lotka_volterra import LotkaVolterra
 from .sir import SIR
 from .sweep import SimulationInfo, simulate
 from .two_moons import TwoMoons
+from .weinberg import Weinberg
 
 __all__ = [
     "AbstractLatentSimulator",
     "AbstractSimulator",
     "Chirp",
     "DampedOscillator",
+    "DeathProcess",
     "GaussianLinear",
+    "HyperbolicDiscounting",
+    "LinearGaussianRegression",
     "LotkaVolterra",
     "PartonDetector",
     "SIR",
     "SimulationInfo",
     "TwoMoons",
+    "Weinberg",
     "simulate",
 ]

@@ -20,7 +20,7 @@ def test_shapes_and_grad():
         x = jax.random.normal(key, (7, *shape))
         out = jax.vmap(net)(x)
         assert out.shape[0] == 7 and jnp.all(jnp.isfinite(out))
-        out_jit = eqx.filter_jit(jax.vmap(net))(x)
+        out_jit = eqx.filter_jit(lambda n, x: jax.vmap(n)(x))(net, x)
         np.testing.assert_allclose(out, out_jit, rtol=1e-5, atol=1e-6)
         g = jax.grad(lambda x: jnp.sum(net(x)))(x[0])
         assert g.shape == shape and jnp.all(jnp.isfinite(g))

@@ -13,6 +13,14 @@ from .optimize import (
     GradientAscent,
     optimize_design,
 )
+from .policy import (
+    DesignPolicy,
+    PolicyEvaluation,
+    PolicyTraining,
+    evaluate_policy,
+    make_policy,
+    train_policy,
+)
 from .variational import NWJ, DonskerVaradhan, InfoNCE, NeuralRatio, PosteriorBound
 
 __all__ = [
@@ -26,6 +34,7 @@ __all__ = [
     "Box",
     "ConditionalPosterior",
     "Critic",
+    "DesignPolicy",
     "DesignResult",
     "DiscreteSearch",
     "DonskerVaradhan",
@@ -34,11 +43,16 @@ __all__ = [
     "NestedMonteCarlo",
     "NeuralRatio",
     "OrderedTimes",
+    "PolicyEvaluation",
+    "PolicyTraining",
     "PosteriorBound",
     "PriorContrastive",
     "Simplex",
     "Unconstrained",
     "eig",
+    "evaluate_policy",
     "fit_estimator",
+    "make_policy",
     "optimize_design",
+    "train_policy",
 ]

@@ -23,21 +23,21 @@ class AbstractConstraint(eqx.Module):
     """
 
     @abc.abstractmethod
-    def to_design(self, u: Float[Array, ...]) -> Float[Array, ...]:
+    def to_design(self, u: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """The design for the unconstrained parameters ``u``."""
 
     @abc.abstractmethod
-    def to_unconstrained(self, design: Float[Array, ...]) -> Float[Array, ...]:
+    def to_unconstrained(self, design: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """Unconstrained parameters of a valid ``design``."""
 
     @abc.abstractmethod
-    def contains(self, design: Float[Array, ...]) -> Array:
+    def contains(self, design: Float[Array, "*shape"]) -> Array:
         """Whether ``design`` satisfies the constraint (a boolean scalar)."""
 
     def describe(self) -> str:
         return type(self).__name__
 
-    def check(self, design: Any, name: str = "design") -> Float[Array, ...]:
+    def check(self, design: Any, name: str = "design") -> Float[Array, "*shape"]:
         """Return ``design`` as a float array; raise if it violates the constraint."""
         design = jnp.asarray(design)
         if not jnp.issubdtype(design.dtype, jnp.floating):
@@ -77,8 +77,8 @@ class Box(AbstractConstraint):
         ```
     """
 
-    low: Float[Array, ...]
-    high: Float[Array, ...]
+    low: Float[Array, "*shape"]
+    high: Float[Array, "*shape"]
 
     def __init__(self, low: Any, high: Any):
         low, high = jnp.asarray(low, dtype=float), jnp.asarray(high, dtype=float)

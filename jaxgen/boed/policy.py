@@ -47,8 +47,8 @@ class DesignPolicy(eqx.Module):
 
     def __call__(
         self,
-        designs: Float[Array, T *design],
-        outcomes: Float[Array, T *x],
+        designs: Float[Array, " T *design"],
+        outcomes: Float[Array, " T *x"],
         mask: Float[Array, " T"],
     ) -> Float[Array, "*design"]:
         """The next design given the experiments ``designs[t], outcomes[t]`` with ``mask[t] = 1``."""
@@ -73,7 +73,7 @@ class DesignPolicy(eqx.Module):
         num_experiments: int,
         *,
         detach_outcomes: bool = False,
-    ) -> tuple[Float[Array, T *design], Float[Array, T *x]]:
+    ) -> tuple[Float[Array, " T *design"], Float[Array, " T *x"]]:
         """Run ``num_experiments`` experiments at ``theta``, each designed from the history."""
         designs0 = jnp.zeros((num_experiments,) + self.design_shape)
         outcomes0 = jnp.zeros((num_experiments,) + self.x_shape)

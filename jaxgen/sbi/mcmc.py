@@ -108,7 +108,11 @@ def _resample_from_prior(key, target: AbstractTarget, num: int, num_candidates: 
     log_w = jnp.where(jnp.isfinite(log_w), log_w, -jnp.inf)
     # If every candidate has zero weight, fall back to uniform picks (the chains will say so).
     log_w = jnp.where(jnp.all(~jnp.isfinite(log_w)), 0.0, log_w)
-    idx = jax.random.categorical(k_pick, log_w, shape=(num,))
+    # Draw WITHOUT replacement (Gumbel top-k): in many dimensions the weights are so uneven
+    # that resampling with replacement would start every chain at the same point, and chains
+    # that start together neither adapt well nor reveal poor mixing through R-hat.
+    gumbel = jax.random.gumbel(k_pick, log_w.shape)
+    _, idx = jax.lax.top_k(jnp.where(jnp.isfinite(log_w), log_w + gumbel, -jnp.inf), num)
     return candidates[idx], log_w
 
 
@@ -123,20 +127,20 @@ class MetropolisHastings(AbstractSampler):
 
     Args:
         num_chains: parallel chains (the cost per step is one batched density evaluation). At
-            least 50 draws are kept per chain, so small requests use fewer chains.
+            least 100 draws are kept per chain, so small requests use fewer chains.
         num_warmup: warm-up steps per chain (discarded).
         thin: keep every ``thin``-th state.
         num_init_candidates: prior draws per chain for the initial resampling.
     """
 
     num_chains: int = eqx.field(static=True, default=100)
-    num_warmup: int = eqx.field(static=True, default=200)
-    thin: int = eqx.field(static=True, default=3)
+    num_warmup: int = eqx.field(static=True, default=1000)
+    thin: int = eqx.field(static=True, default=10)
     num_init_candidates: int = eqx.field(static=True, default=20)
 
     def run(self, key, target, num_samples):
-        # Short chains make split R-hat and the ESS unreliable: keep at least 50 draws each.
-        num_chains = max(4, min(self.num_chains, num_samples // 50))
+        # Short chains make split R-hat and the ESS unreliable: keep at least 100 draws each.
+        num_chains = max(4, min(self.num_chains, num_samples // 100))
         k_init, k_run = jax.random.split(key)
         init, _ = _resample_from_prior(
             k_init, target, num_chains, num_chains * self.num_init_candidates
@@ -179,8 +183,15 @@ class MetropolisHastings(AbstractSampler):
                 n = jnp.maximum(count, 2.0)
                 mean = s1 / n
                 own = (s2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
-                pooled = jnp.cov(theta, rowvar=False).reshape(d, d)
-                cov = 0.8 * own + 0.2 * (pooled + jnp.mean(own, 0)) / 2 + 1e-10 * eye
+                # The pooled covariance of all chains' windows is the reliable part (each
+                # chain's own window is short and autocorrelated); a little of the chain's own
+                # shape helps on multimodal or curved posteriors.
+                grand = jnp.mean(s1, 0) / n
+                pooled = jnp.mean(s2, 0) / n - jnp.outer(grand, grand)
+                cov = 0.2 * own + 0.8 * pooled
+                # Shrink towards a scaled identity so no direction collapses when the window
+                # saw little movement along it.
+                cov = 0.9 * cov + 0.1 * jnp.trace(pooled) / d * eye + 1e-10 * eye
                 new = jax.vmap(jnp.linalg.cholesky)(cov * 2.38**2 / d)
                 ok = jnp.all(jnp.isfinite(new), axis=(1, 2))[:, None, None]
                 return jnp.where(ok, new, chol), jnp.zeros_like(log_scale)

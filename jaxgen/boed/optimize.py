@@ -122,7 +122,7 @@ class GradientAscent(AbstractDesignMethod):
             ascent.
     """
 
-    num_steps: int = eqx.field(static=True, default=200)
+    num_steps: int = eqx.field(static=True, default=150)
     learning_rate: float = eqx.field(static=True, default=0.05)
     num_restarts: int = eqx.field(static=True, default=4)
     init_scale: float = eqx.field(static=True, default=0.5)
@@ -150,55 +150,16 @@ class GradientAscent(AbstractDesignMethod):
         est_params = jax.tree_util.tree_map(
             lambda a: jnp.broadcast_to(a, (self.num_restarts,) + a.shape), est_params
         )
-        optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(self.learning_rate))
-        num_steps, num_final = self.num_steps, self.num_final_evaluations
-
-        def ascend(u, params, k):
-            def loss(p, kk):
-                uu, pp = p
-                est = eqx.combine(pp, est_static)
-                return -est.objective(kk, simulator, constraint.to_design(uu))
-
-            def step(carry, kk):
-                p, state = carry
-                value, grads = jax.value_and_grad(loss)(p, kk)
-                updates, new_state = optimizer.update(grads, state, p)
-                new_p = optax.apply_updates(p, updates)
-                ok = jnp.isfinite(value) & jnp.all(
-                    jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-                )
-                keep = lambda a, b: jnp.where(ok, a, b)
-                p = jax.tree_util.tree_map(keep, new_p, p)
-                state = jax.tree_util.tree_map(keep, new_state, state)
-                moved = jnp.any(jnp.where(ok, grads[0], 0.0) != 0)
-                return (p, state), (-value, ~ok, moved)
-
-            p0 = (u, params)
-            (p, _), (values, bad, moved) = jax.lax.scan(
-                step, (p0, optimizer.init(p0)), jax.random.split(k, num_steps)
-            )
-            return p, values, jnp.sum(bad), jnp.any(moved)
-
-        @eqx.filter_jit
-        def run_all(us, est_params, k_steps, k_final):
-            (us, est_params), values, bad, moved = jax.vmap(ascend)(
-                us, est_params, jax.random.split(k_steps, self.num_restarts)
-            )
-            designs = jax.vmap(constraint.to_design)(us)
-            final = eqx.combine(est_params, est_static) if evaluator is None else evaluator
-            eigs, errs = _final_estimates(
-                k_final, final, simulator, designs, num_final, stacked=evaluator is None
-            )
-            return us, est_params, values, bad, moved, designs, eigs, errs
-
         try:
-            us, est_params, values, bad, moved, designs, eigs, errs = run_all(
-                us, est_params, k_steps, k_final
+            us, est_params, values, bad, moved, designs, eigs, errs = _ascent_program(
+                self, simulator, constraint, evaluator, us, eqx.combine(est_params, est_static),
+                k_steps, k_final,
             )
         except (TypeError, jax.errors.JAXTypeError) as err:
             if "grad" not in str(err).lower() and "differentiat" not in str(err).lower():
                 raise
             raise _not_differentiable(simulator, f"taking the gradient failed ({err})") from err
+        num_steps = self.num_steps
         if not bool(jnp.any(moved)):
             raise _not_differentiable(
                 simulator,
@@ -235,6 +196,51 @@ class GradientAscent(AbstractDesignMethod):
             num_nonfinite_steps=num_bad,
             wall_time=time.perf_counter() - start,
         )
+
+
+@eqx.filter_jit
+def _ascent_program(method, simulator, constraint, evaluator, us, estimators, k_steps, k_final):
+    # One compiled program per (method, simulator, constraint, estimator structure): a second
+    # call with new keys or a new starting design reuses it.
+    est_params, est_static = eqx.partition(estimators, eqx.is_inexact_array)
+    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(method.learning_rate))
+
+    def ascend(u, params, k):
+        def loss(p, kk):
+            uu, pp = p
+            est = eqx.combine(pp, est_static)
+            return -est.objective(kk, simulator, constraint.to_design(uu))
+
+        def step(carry, kk):
+            p, state = carry
+            value, grads = jax.value_and_grad(loss)(p, kk)
+            updates, new_state = optimizer.update(grads, state, p)
+            new_p = optax.apply_updates(p, updates)
+            ok = jnp.isfinite(value) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+            )
+            keep = lambda a, b: jnp.where(ok, a, b)
+            p = jax.tree_util.tree_map(keep, new_p, p)
+            state = jax.tree_util.tree_map(keep, new_state, state)
+            moved = jnp.any(jnp.where(ok, grads[0], 0.0) != 0)
+            return (p, state), (-value, ~ok, moved)
+
+        p0 = (u, params)
+        (p, _), (values, bad, moved) = jax.lax.scan(
+            step, (p0, optimizer.init(p0)), jax.random.split(k, method.num_steps)
+        )
+        return p, values, jnp.sum(bad), jnp.any(moved)
+
+    (us, est_params), values, bad, moved = jax.vmap(ascend)(
+        us, est_params, jax.random.split(k_steps, method.num_restarts)
+    )
+    designs = jax.vmap(constraint.to_design)(us)
+    final = eqx.combine(est_params, est_static) if evaluator is None else evaluator
+    eigs, errs = _final_estimates(
+        k_final, final, simulator, designs, method.num_final_evaluations,
+        stacked=evaluator is None,
+    )
+    return us, est_params, values, bad, moved, designs, eigs, errs
 
 
 class DiscreteSearch(AbstractDesignMethod):

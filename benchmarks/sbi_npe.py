@@ -18,23 +18,22 @@ Writes benchmarks/results/sbi_npe.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import sys
 import os
+import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, pin_torch_threads, timer, write_json  # noqa: E402
+from _common import machine_info, pin_torch_threads, timer, write_json
 
-import jaxgen as jg  # noqa: E402
+import jaxgen as jg
 
 
 def make_task(name: str):
     if name == "gaussian_linear":
         sim = jg.simulators.GaussianLinear(dim=10)
-        reference = lambda key, x_o, n: sim.posterior(x_o).sample(key, (n,))  # noqa: E731
+        reference = lambda key, x_o, n: sim.posterior(x_o).sample(key, (n,))
     elif name == "two_moons":
         sim = jg.simulators.TwoMoons()
         reference = sim.reference_posterior_samples
@@ -56,7 +55,7 @@ def run_jaxgen(key, theta, x, sim, observations, num_samples, estimator, quick):
     out = {}
     factory = None
     if estimator == "maf":
-        factory = lambda k, d, c: jg.flows.maf(k, d, cond_dim=c, num_layers=5, hidden_size=50)  # noqa
+        factory = lambda k, d, c: jg.flows.maf(k, d, cond_dim=c, num_layers=5, hidden_size=50)
     with timer(out, "train_s"):
         posterior = jg.sbi.npe(key, theta, x, prior=sim.prior, density_estimator=factory,
                                max_epochs=20 if quick else 500)

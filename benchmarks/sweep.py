@@ -22,13 +22,12 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_info, write_json  # noqa: E402
+from _common import machine_info, write_json
 
-import jaxgen as jg  # noqa: E402
+import jaxgen as jg
 
 
 def numpy_oscillator(rng, theta, times):

@@ -6,12 +6,12 @@ from .mlp import MLP, ResidualMLP, zero_last_layer
 from .standardize import Standardizer
 
 __all__ = [
+    "MLP",
     "AbstractEmbedding",
     "CNN1dEmbedding",
     "DeepSetEmbedding",
     "IdentityEmbedding",
     "MLPEmbedding",
-    "MLP",
     "ResidualMLP",
     "Standardizer",
     "zero_last_layer",

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
-
 from jaxtyping import Array, Float, PRNGKeyArray
 
 

@@ -15,8 +15,8 @@ class Standardizer(eqx.Module):
     Constant features (std = 0) are left unscaled instead of dividing by zero.
     """
 
-    mean: Float[Array, "..."]
-    std: Float[Array, "..."]
+    mean: Float[Array, ...]
+    std: Float[Array, ...]
 
     def __init__(self, mean: Array, std: Array):
         self.mean = jnp.asarray(mean, dtype=float)

@@ -11,6 +11,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_2d, check_flat_prior, check_key, check_same_length, drop_nonfinite
+from .._jit import jit_for_cpu
 from ..flows import AbstractConditionalDensity, neural_spline_flow
 from ..nn import AbstractEmbedding, IdentityEmbedding, Standardizer
 from ..train import History, fit
@@ -37,7 +38,7 @@ def prepare_training_data(
     theta = as_2d(theta, "theta", dim=d, what=" matching the prior's event shape" if d else "")
     x = jnp.asarray(x)
     if x.ndim == 0:
-        raise ValueError(f"`x` must have one row per simulation, got a scalar.")
+        raise ValueError("`x` must have one row per simulation, got a scalar.")
     if x.ndim == 1:
         x = x[:, None]
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -127,13 +128,10 @@ def npe(
                 f"returned shape {out.shape}."
             )
     factory = density_estimator or default_density_estimator
-    density = factory(k_flow, d, embedding.out_size)
-    if standardize:
-        theta_std, x_std = Standardizer.from_data(theta), Standardizer.from_data(x)
-    else:
-        theta_std = Standardizer(jnp.zeros(d), jnp.ones(d))
-        x_std = Standardizer(jnp.zeros(x_shape), jnp.ones(x_shape))
-    estimator = ConditionalEstimator(density, embedding, theta_std, x_std)
+    # Built under one jit: initialising a flow eagerly compiles a small program per weight shape.
+    estimator = jit_for_cpu(_build_estimator, quick_compile=True)(
+        k_flow, factory, embedding, theta, x, d, x_shape, standardize
+    )
 
     estimator, history = fit(
         k_fit,
@@ -157,3 +155,13 @@ def _npe_loss(model: ConditionalEstimator, batch: tuple[Array, Array], key: PRNG
     """Negative log-likelihood of theta under q(theta | x); module level so compiles are shared."""
     t, xb = batch
     return -jnp.mean(jax.vmap(model.log_prob_one)(t, xb))
+
+
+def _build_estimator(key, factory, embedding, theta, x, d, x_shape, standardize):
+    density = factory(key, d, embedding.out_size)
+    if standardize:
+        theta_std, x_std = Standardizer.from_data(theta), Standardizer.from_data(x)
+    else:
+        theta_std = Standardizer(jnp.zeros(d), jnp.ones(d))
+        x_std = Standardizer(jnp.zeros(x_shape), jnp.ones(x_shape))
+    return ConditionalEstimator(density, embedding, theta_std, x_std)

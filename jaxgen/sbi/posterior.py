@@ -15,6 +15,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import JaxgenWarning, check_key
+from .._jit import jit_for_cpu
 from ..flows import AbstractConditionalDensity
 from ..nn import AbstractEmbedding, Standardizer
 
@@ -231,22 +232,22 @@ def _round_up(n: int) -> int:
     return 1 << max(int(math.ceil(math.log2(max(n, 1)))), 4)
 
 
-@eqx.filter_jit
+@jit_for_cpu(quick_compile=True)
 def _features(estimator: ConditionalEstimator, x_o: Array) -> Array:
     return estimator.condition_features(x_o)
 
 
-@eqx.filter_jit
+@jit_for_cpu(quick_compile=True)
 def _draw_jit(posterior: DirectPosterior, key, features, num: int):
     return posterior._draw(key, features, num)
 
 
-@eqx.filter_jit
+@jit_for_cpu
 def _draw_many_jit(posterior: DirectPosterior, keys, features, num: int):
     return jax.vmap(lambda k, f: posterior._draw(k, f, num))(keys, features)
 
 
-@eqx.filter_jit
+@jit_for_cpu(quick_compile=True)
 def _log_prob_jit(posterior: DirectPosterior, theta, x_o):
     log_q = jax.vmap(lambda t: posterior.estimator.log_prob_one(t, x_o))(theta)
     return jnp.where(_in_support(posterior.prior, theta), log_q, -jnp.inf)

@@ -17,6 +17,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._checks import JaxgenWarning, check_key, check_same_length
+from .._jit import jit_for_cpu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,14 @@ def _finite_tree(tree: PyTree) -> Array:
 
 def _take(data: PyTree, idx: Array) -> PyTree:
     return jax.tree_util.tree_map(lambda a: a[idx], data)
+
+
+@jit_for_cpu(quick_compile=True)
+def _split(key: PRNGKeyArray, data: PyTree, n_val: int) -> tuple[PyTree, PyTree]:
+    # One compiled program instead of a permutation and a gather per array, eagerly.
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    perm = jax.random.permutation(key, n)
+    return _take(data, perm[n_val:]), _take(data, perm[:n_val])
 
 
 def fit(
@@ -126,8 +135,7 @@ def fit(
         val_data = jax.tree_util.tree_map(jnp.asarray, validation_data)
     elif validation_fraction > 0 and n >= 2:
         n_val = min(max(1, int(round(n * validation_fraction))), n - 1)
-        perm = jax.random.permutation(k_split, n)
-        train_data, val_data = _take(data, perm[n_val:]), _take(data, perm[:n_val])
+        train_data, val_data = _split(k_split, data, n_val)
     else:
         train_data, val_data = data, None
     n_train = jax.tree_util.tree_leaves(train_data)[0].shape[0]
@@ -137,7 +145,7 @@ def fit(
     if optimizer is None:
         optimizer = default_optimizer(learning_rate, clip_norm)
     params, static = eqx.partition(model, trainable)
-    opt_state = optimizer.init(params)
+    opt_state = eqx.filter_jit(optimizer.init)(params)
     epoch_config = (loss_fn, optimizer, num_batches, batch_size)
 
     eval_batch = 0
@@ -228,7 +236,7 @@ def default_optimizer(learning_rate: float, clip_norm: float | None) -> optax.Gr
 # shape again (a new key, a second round, a test) reuses the compiled code.
 
 
-@eqx.filter_jit
+@jit_for_cpu
 def _run_epoch(params, opt_state, static, train_data, key, config):
     loss_fn, optimizer, num_batches, batch_size = config
     n_train = jax.tree_util.tree_leaves(train_data)[0].shape[0]
@@ -261,7 +269,7 @@ def _run_epoch(params, opt_state, static, train_data, key, config):
     return params, opt_state, mean_loss, num_batches - num_ok
 
 
-@eqx.filter_jit
+@jit_for_cpu(quick_compile=True)
 def _validation_loss(params, static, val_data, val_idx, key, config):
     loss_fn, num_val_batches = config
 

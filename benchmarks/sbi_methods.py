@@ -104,6 +104,31 @@ def run_sbi(method, name, sim, theta, x, x_o, num_samples):
     return jnp.asarray(samples.numpy()), {"train_s": t_train, "sample_s": t_sample}
 
 
+def run_sequential(args):
+    rows = []
+    for name in args.tasks:
+        sim, x_o, reference = task(name)
+        ref = reference(jax.random.key(7), args.num_samples)
+        for n in args.num_simulations:
+            key = jax.random.key(n)
+            row = {"task": name, "num_simulations": n}
+            t0 = time.perf_counter()
+            theta, x = jg.simulate(key, sim, n)
+            post = jg.sbi.npe(key, theta, x, prior=sim.prior)
+            row["npe_c2st"] = jg.sbi.c2st(post.sample(key, x_o, args.num_samples), ref)
+            row["npe_s"] = time.perf_counter() - t0
+            for method, fn in (("tsnpe", jg.sbi.sequential_npe), ("tsnre", jg.sbi.sequential_nre)):
+                t0 = time.perf_counter()
+                res = fn(key, sim, x_o, num_rounds=2, num_simulations=n // 2, truncate=True)
+                samples = res.posterior.sample(key, x_o, args.num_samples)
+                row[f"{method}_c2st"] = jg.sbi.c2st(samples, ref)
+                row[f"{method}_s"] = time.perf_counter() - t0
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            with open(args.out, "w") as f:
+                json.dump(rows, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", nargs="+", default=["two_moons", "gaussian_linear", "sir",
@@ -112,10 +137,15 @@ def main():
     parser.add_argument("--num-simulations", type=int, nargs="+", default=[10_000])
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--skip-sbi", action="store_true")
+    parser.add_argument("--sequential", action="store_true",
+                        help="compare amortized NPE with truncated sequential NPE (TSNPE) and "
+                             "truncated sequential NRE at each budget instead")
     parser.add_argument("--out", default="benchmarks/sbi_methods.json")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     results = []
+    if args.sequential:
+        return run_sequential(args)
     for name in args.tasks:
         sim, x_o, reference = task(name)
         ref = reference(jax.random.key(7), args.num_samples)

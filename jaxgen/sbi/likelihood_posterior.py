@@ -192,7 +192,7 @@ def _warn_if_poor(info: SamplingInfo) -> None:
         f"posterior: use more warm-up or chains (`MetropolisHastings(num_warmup=..., "
         f"num_chains=...)`), or a multimodal-friendly sampler such as `ImportanceSampling()`.",
         JaxgenWarning,
-        stacklevel=3,
+        stacklevel=4,  # past this helper, `sample` and equinox's method wrapper
     )
 
 

@@ -72,7 +72,8 @@ def distill(
 def inverse_square_force(dx: Float[Array, " 2"]) -> Float[Array, " 2"]:
     """Force on a particle from one at displacement ``dx``: ``dx / |dx|^3`` (unit masses)."""
     r = jnp.sqrt(jnp.sum(dx**2))
-    return dx / r**3
+    # a particle exerts no force on itself (dx = 0); keep that case finite, not 0/0
+    return dx / jnp.where(r > 0, r, 1.0) ** 3
 
 
 def particle_snapshots(key: PRNGKeyArray, num_snapshots: int, num_particles: int = 4,
@@ -97,8 +98,9 @@ def _accelerations(edge_fn, xs):
     p = xs.shape[0]
     dx = xs[None, :, :] - xs[:, None, :]  # dx[i, j] = x_j - x_i
     msgs = jax.vmap(jax.vmap(edge_fn))(dx)
-    mask = 1.0 - jnp.eye(p)
-    return jnp.sum(msgs * mask[:, :, None], axis=1)
+    off_diagonal = ~jnp.eye(p, dtype=bool)
+    # `where`, not a multiplication by a 0/1 mask: a non-finite self-message must not leak in
+    return jnp.sum(jnp.where(off_diagonal[:, :, None], msgs, 0.0), axis=1)
 
 
 class EdgeModel(eqx.Module):

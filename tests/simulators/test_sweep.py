@@ -76,7 +76,10 @@ def test_given_theta_reproduces_x_and_key_changes_it(runs):
     theta, x, _ = runs["prior"]
     theta_again, x_again, _ = runs["given_theta"]
     np.testing.assert_array_equal(theta_again, theta)
-    np.testing.assert_array_equal(x_again, x)
+    # Passing theta in is a different compiled program from drawing it inside, and XLA may
+    # fuse the float32 arithmetic differently: equal up to a few ulps, not bit for bit (chunked
+    # and sharded runs of one program are compared bit for bit in the other tests).
+    np.testing.assert_allclose(x_again, x, rtol=1e-5, atol=1e-6)
     _, x_other = jg.simulate(jax.random.key(8), S.DampedOscillator(), theta=theta)
     assert not np.any(np.all(np.asarray(x_other) == np.asarray(x), axis=1))
 

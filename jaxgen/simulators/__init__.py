@@ -6,7 +6,7 @@ from .damped_oscillator import DampedOscillator
 from .death_process import DeathProcess
 from .gaussian_linear import GaussianLinear
 from .hyperbolic_discounting import HyperbolicDiscounting
-from .latent import AbstractLatentSimulator, PartonDetector
+from .latent import AbstractLatentSimulator, NumpyroSimulator, PartonDetector
 from .linear_regression import LinearGaussianRegression
 from .lotka_volterra import LotkaVolterra
 from .sir import SIR
@@ -15,6 +15,7 @@ from .two_moons import TwoMoons
 from .weinberg import Weinberg
 
 __all__ = [
+    "SIR",
     "AbstractLatentSimulator",
     "AbstractSimulator",
     "Chirp",
@@ -24,8 +25,8 @@ __all__ = [
     "HyperbolicDiscounting",
     "LinearGaussianRegression",
     "LotkaVolterra",
+    "NumpyroSimulator",
     "PartonDetector",
-    "SIR",
     "SimulationInfo",
     "TwoMoons",
     "Weinberg",

@@ -8,6 +8,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -102,3 +103,78 @@ class PartonDetector(AbstractLatentSimulator):
         check_no_design(design, "PartonDetector")
         scale = (self.parton_scale**2 + self.detector_scale**2) ** 0.5
         return dist.Normal(self.mean(theta), scale).log_prob(jnp.asarray(x)).sum()
+
+
+class NumpyroSimulator(AbstractLatentSimulator):
+    """A simulator written as a numpyro model, with every latent sample site tractable.
+
+    ``model(theta)`` samples its latent sites and one observed site named ``observed`` (with
+    ``obs=None``; its value is the simulation ``x``). The latents are flattened into one
+    vector ``z`` in site order, and ``joint_log_prob`` is numpyro's log density of the model
+    with ``z`` and ``x`` substituted, so the joint score and ratio come for free by autodiff.
+
+    Args:
+        model: ``model(theta)``, a numpyro model.
+        prior: the prior over theta (numpyro distribution, event shape ``(d,)``).
+        observed: the name of the site holding ``x``.
+
+    Example:
+        ```python
+        def model(theta):
+            z = numpyro.sample("z", dist.Normal(theta[0], 1.0).expand([3]).to_event(1))
+            numpyro.sample("x", dist.Normal(z, 0.5).to_event(1))
+
+        sim = jg.simulators.NumpyroSimulator(model, dist.Normal(0, 1).expand([1]).to_event(1))
+        ```
+    """
+
+    model: Any = eqx.field(static=True)
+    prior: dist.Distribution
+    observed: str = eqx.field(static=True)
+    latent_shapes: tuple = eqx.field(static=True)
+
+    def __init__(self, model: Any, prior: dist.Distribution, observed: str = "x"):
+        from numpyro import handlers
+
+        self.model = model
+        self.prior = prior
+        self.observed = observed
+
+        def sites(key, theta):
+            tr = handlers.trace(handlers.seed(model, key)).get_trace(theta)
+            return {name: site["value"] for name, site in tr.items() if site["type"] == "sample"}
+
+        # Shapes by tracing only: no key is made, no randomness is drawn.
+        key_struct = jax.eval_shape(lambda: jax.random.key(0))
+        theta_struct = jax.ShapeDtypeStruct(prior.event_shape, jnp.float32)
+        shapes = jax.eval_shape(sites, key_struct, theta_struct)
+        if observed not in shapes:
+            raise ValueError(
+                f"The model has no sample site named {observed!r} (sites: {sorted(shapes)}). "
+                f"Pass `observed=` with the name of the site that holds the simulation."
+            )
+        self.latent_shapes = tuple(
+            (name, tuple(s.shape)) for name, s in shapes.items() if name != observed
+        )
+
+    def _sites(self, key, theta):
+        from numpyro import handlers
+
+        tr = handlers.trace(handlers.seed(self.model, key)).get_trace(theta)
+        return {name: site["value"] for name, site in tr.items() if site["type"] == "sample"}
+
+    def sample_joint(self, key, theta):
+        check_key(key)
+        values = self._sites(key, jnp.asarray(theta, dtype=float))
+        z = [jnp.reshape(values[name], (-1,)) for name, _ in self.latent_shapes]
+        return values[self.observed], jnp.concatenate(z) if z else jnp.zeros(0)
+
+    def joint_log_prob(self, theta, x, z):
+        from numpyro.infer.util import log_density
+
+        params, start = {self.observed: x}, 0
+        for name, shape in self.latent_shapes:
+            size = int(np.prod(shape)) if shape else 1
+            params[name] = jnp.reshape(z[start : start + size], shape)
+            start += size
+        return log_density(self.model, (theta,), {}, params)[0]

@@ -100,3 +100,22 @@ def test_scandal_beats_nle_with_few_simulations():
     c_plain = jg.sbi.c2st(plain.sample(jax.random.key(10), x_o, 2000, warn=False), ref)
     c_gold = jg.sbi.c2st(augmented.sample(jax.random.key(10), x_o, 2000, warn=False), ref)
     assert c_gold < c_plain
+
+
+def test_numpyro_model_gives_the_joint_score():
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(theta):
+        z = numpyro.sample("z", dist.Normal(theta[0], 1.0).expand([3]).to_event(1))
+        numpyro.sample("x", dist.Normal(z, 0.5).to_event(1))
+
+    sim = jg.simulators.NumpyroSimulator(model, dist.Normal(0, 1).expand([1]).to_event(1))
+    assert sim.latent_shapes == (("z", (3,)),)
+    theta = jnp.array([0.3])
+    x, z = sim.sample_joint(jax.random.key(0), theta)
+    # log p(x, z | theta) depends on theta only through z ~ N(theta, 1): score = sum(z - theta).
+    np.testing.assert_allclose(jg.sbi.joint_score(sim, theta, x, z), [jnp.sum(z - theta)],
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="no sample site named"):
+        jg.simulators.NumpyroSimulator(model, dist.Normal(0, 1).expand([1]).to_event(1), "y")

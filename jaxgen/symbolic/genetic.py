@@ -145,7 +145,7 @@ def crossover(rng, a: Tree, b: Tree, g: Grammar) -> Tree:
 
 def fold_constants(tree: Tree, g: Grammar) -> Tree:
     """Replace every variable-free subtree by its value (kept when it is not finite)."""
-    tree = _cancel_identical(tree, g)
+    tree = simplify_identities(_cancel_identical(tree, g), g)
     if all(c != CONST for c, _ in tree):
         return tree  # every leaf is a variable: nothing to fold
     out: list[tuple[int, float]] = []
@@ -167,6 +167,45 @@ def fold_constants(tree: Tree, g: Grammar) -> Tree:
         out.append(tree[i])
         i += 1
     return tuple(out)
+
+
+def simplify_identities(tree: Tree, g: Grammar) -> Tree:
+    """Drop neutral elements and double negations: ``x + 0``, ``0 + x``, ``x - 0``, ``x * 1``,
+    ``1 * x``, ``x / 1``, ``neg(neg(x))``; ``(-1) * x`` becomes ``neg(x)`` when available."""
+    names = {o.name: FIRST_OP + i for i, o in enumerate(g.operators)}
+    add, sub, mul, div, neg = (names.get(k) for k in ("+", "-", "*", "/", "neg"))
+
+    def rec(i: int) -> tuple[Tree, int]:
+        c, v = tree[i]
+        a = int(g.arity[c])
+        if a == 0:
+            return (tree[i],), i + 1
+        if a == 1:
+            x, j = rec(i + 1)
+            if c == neg and x[0][0] == neg:
+                return x[1:], j
+            return ((c, v),) + x, j
+        x, j = rec(i + 1)
+        z, k = rec(j)
+
+        def is_const(t, val):
+            return len(t) == 1 and t[0][0] == CONST and t[0][1] == val
+
+        if c == add and is_const(x, 0.0):
+            return z, k
+        if c in (add, sub) and is_const(z, 0.0):
+            return x, k
+        if c == mul and is_const(x, 1.0):
+            return z, k
+        if c in (mul, div) and is_const(z, 1.0):
+            return x, k
+        if c == mul and neg is not None and is_const(x, -1.0):
+            return ((neg, 0.0),) + z, k
+        if c == mul and neg is not None and is_const(z, -1.0):
+            return ((neg, 0.0),) + x, k
+        return ((c, v),) + x + z, k
+
+    return rec(0)[0]
 
 
 def _cancel_identical(tree: Tree, g: Grammar) -> Tree:

@@ -196,4 +196,4 @@ class OperatorSet(eqx.Module):
         return self.operators[i]
 
 
-DEFAULT_OPERATORS = ("+", "-", "*", "/", "sqrt", "square", "exp", "log", "sin", "cos")
+DEFAULT_OPERATORS = ("+", "-", "*", "/", "neg", "sqrt", "square", "exp", "log", "sin", "cos")

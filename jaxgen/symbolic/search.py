@@ -29,7 +29,7 @@ import numpy as np
 from .constants import levenberg_marquardt, population_loss
 from .expression import Expression
 from .genetic import MUTATIONS, Grammar, crossover, fold_constants, mutate
-from .operators import CONST, OperatorSet
+from .operators import CONST, VAR, OperatorSet
 from .selection import ParetoEntry, pareto_front, select
 from .tree import Tree, complexity, encode, num_constants
 
@@ -57,6 +57,8 @@ class SearchConfig:
         max_rows_const: rows used to fit constants (a fixed random subset when there are more);
             losses always use every row.
         init_size: largest size of the random initial expressions.
+        annealing_alpha: scale of the simulated-annealing acceptance of children worse than
+            their parents (larger accepts more).
     """
 
     max_size: int = 30
@@ -72,6 +74,7 @@ class SearchConfig:
     migration_count: int = 4
     lm_steps: int = 5
     lm_fraction: float = 0.35
+    annealing_alpha: float = 1.0
     max_rows_const: int = 128
     init_size: int = 6
 
@@ -235,8 +238,10 @@ def run_search(
             if c not in hall or loss_ < hall[c][1]:
                 hall[c] = (t, float(loss_))
 
-    # initial islands
-    init: list[Tree] = list(seeds)
+    # initial islands: every expression of up to three nodes (so the building blocks are
+    # there from the start), then random ones
+    init: list[Tree] = list(seeds) + [t for t in _small_trees(g) if valid(t)]
+    init = [init[i] for i in rng.permutation(len(init))][: cfg.num_islands * cfg.island_size // 2]
     while len(init) < cfg.num_islands * cfg.island_size:
         t = fold_constants(g.random_tree(rng, int(rng.integers(1, cfg.init_size + 1))), g)
         if valid(t):
@@ -267,6 +272,18 @@ def run_search(
 
         bar = tqdm(total=None if time_budget is None else float(time_budget), unit="s")
     it = 0
+
+    def _progress_fraction() -> float:
+        """Remaining share of the budget (1 at the start, 0 at the end)."""
+        fracs = []
+        if time_budget is not None:
+            fracs.append(1 - (time.perf_counter() - start) / time_budget)
+        if max_evals is not None:
+            fracs.append(1 - num_evals / max_evals)
+        if max_iterations is not None:
+            fracs.append(1 - it / max_iterations)
+        return float(np.clip(min(fracs), 0.0, 1.0)) if fracs else 1.0
+
     try:
         while True:
             if hall and min(v[1] for v in hall.values()) <= exact_tol * var_y:
@@ -285,10 +302,13 @@ def run_search(
 
             offspring: list[Tree] = []
             owner: list[int] = []
+            parents: list[int] = []
+            parent_fit: list[float] = []
             for i, isl in enumerate(islands):
                 fit_i = fitness(isl.losses, isl.comps, freq, isl.trees)
                 for _ in range(cfg.offspring_per_island):
                     child = None
+                    a = 0
                     for _attempt in range(4):
                         a = _tournament(rng, fit_i, cfg.tournament_size)
                         if rng.random() < cfg.crossover_prob:
@@ -304,6 +324,8 @@ def run_search(
                         child = g.random_tree(rng, int(rng.integers(1, cfg.init_size + 1)))
                     offspring.append(child)
                     owner.append(i)
+                    parents.append(a)
+                    parent_fit.append(fit_i[a])
             new_trees, new_loss = evaluate(offspring)
             num_evals += len(offspring)
             new_comps = np.array([complexity(t, ctable) for t in new_trees])
@@ -312,12 +334,28 @@ def run_search(
             counts = np.bincount(np.minimum(new_comps, len(freq) - 1), minlength=len(freq))
             freq = 0.9 * freq + 0.1 * counts / counts.sum()
             owner_arr = np.array(owner)
+            # Simulated-annealing acceptance (as in PySR): a child worse than its parent by
+            # delta (log-loss units) survives with probability exp(-delta / (alpha * T)); the
+            # temperature T falls from 1 to 0 over the budget. A rejected child is replaced by
+            # a copy of its parent, so the island does not fill up with failed mutants.
+            child_fit = fitness(new_loss, new_comps, freq, new_trees)
+            temp = max(_progress_fraction(), 1e-3)
+            delta = child_fit - np.asarray(parent_fit)
+            with np.errstate(over="ignore", invalid="ignore"):
+                keep = (delta <= 0) | (
+                    rng.random(len(delta)) < np.exp(-delta / (cfg.annealing_alpha * temp))
+                )
             for i, isl in enumerate(islands):
                 for j in np.nonzero(owner_arr == i)[0]:
                     old = int(np.argmin(isl.born))
-                    isl.trees[old] = new_trees[j]
-                    isl.losses[old] = new_loss[j]
-                    isl.comps[old] = new_comps[j]
+                    if keep[j]:
+                        t_new, l_new, c_new = new_trees[j], new_loss[j], new_comps[j]
+                    else:
+                        p = parents[j]
+                        t_new, l_new, c_new = isl.trees[p], isl.losses[p], isl.comps[p]
+                    isl.trees[old] = t_new
+                    isl.losses[old] = l_new
+                    isl.comps[old] = c_new
                     isl.born[old] = it * cfg.offspring_per_island + j
             it += 1
             if it % cfg.migration_interval == 0 and hall:
@@ -350,6 +388,18 @@ def run_search(
         "history": np.asarray(history),
     }
     return hof, stats
+
+
+def _small_trees(g: Grammar) -> list[Tree]:
+    """All trees of one to three nodes over the variables (constants left to the search)."""
+    leaves = [(VAR, i) for i in range(g.num_vars)]
+    out: list[Tree] = [(leaf,) for leaf in leaves]
+    for u in g.unary:
+        out += [((int(u), 0.0), leaf) for leaf in leaves]
+        out += [((int(u), 0.0), (int(u2), 0.0), leaf) for u2 in g.unary for leaf in leaves]
+    for b in g.binary:
+        out += [((int(b), 0.0), x, z) for x in leaves for z in leaves]
+    return out
 
 
 def _pad_data(X, y, w, rows_to: int | None = None):

@@ -10,6 +10,7 @@ from .latent import AbstractLatentSimulator, NumpyroSimulator, PartonDetector
 from .linear_regression import LinearGaussianRegression
 from .lotka_volterra import LotkaVolterra
 from .sir import SIR
+from .stochastic import Pharmacokinetic, StochasticSIR
 from .sweep import SimulationInfo, simulate
 from .two_moons import TwoMoons
 from .weinberg import Weinberg
@@ -27,7 +28,9 @@ __all__ = [
     "LotkaVolterra",
     "NumpyroSimulator",
     "PartonDetector",
+    "Pharmacokinetic",
     "SimulationInfo",
+    "StochasticSIR",
     "TwoMoons",
     "Weinberg",
     "simulate",

@@ -1,0 +1,159 @@
+"""Markdown tables from the JSON files in ``benchmarks/results/``, for the README.
+
+Usage:
+    python benchmarks/report.py            # print the tables
+    python benchmarks/report.py --readme   # rewrite the block between the README's markers
+
+Only the files present are reported; each table names the script and the command behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(os.path.dirname(HERE), "README.md")
+BEGIN, END = "<!-- benchmark tables: begin -->", "<!-- benchmark tables: end -->"
+
+
+def _load(name: str):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def npe_table(res) -> list[str]:
+    cfg = res["config"]
+    out = [
+        f"**NPE vs sbi {_sbi_version(res)}** (`python benchmarks/sbi_npe.py`: "
+        f"{cfg['num_simulations']:,} simulations, {cfg['num_samples']:,} samples for each of "
+        f"{cfg['num_observations']} observations; sbi with one torch thread; times include "
+        f"JAX compilation; C2ST 0.5 is perfect)",
+        "",
+        "| task | flow | C2ST jaxgen | C2ST sbi | train s jaxgen / sbi | sample s jaxgen / sbi "
+        "| jaxgen speed-up (train + sample) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, task in res["tasks"].items():
+        for est, rows in task.items():
+            j, s = rows["jaxgen"], rows.get("sbi")
+            if s is None:
+                continue
+            out.append(
+                f"| {name} | {est} | {j['c2st_mean']:.3f} | {s['c2st_mean']:.3f} | "
+                f"{j['train_s']:.1f} / {s['train_s']:.1f} | {j['sample_s']:.2f} / "
+                f"{s['sample_s']:.2f} | {rows['speedup_total']:.1f}x |"
+            )
+    return out
+
+
+def _sbi_version(res) -> str:
+    return res.get("sbi_version", "0.27")
+
+
+def sweep_table(res) -> list[str]:
+    n = res["config"]["num_simulations"]
+    out = [
+        f"**Simulation sweeps** (`python benchmarks/sweep.py`: {n:,} simulations; the loop calls "
+        f"the jitted single-example simulator once per row)",
+        "",
+        "| simulator | jg.simulate sims/s | jitted Python loop sims/s | NumPy sims/s | "
+        "vs loop | vs NumPy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in res["simulators"].items():
+        out.append(
+            f"| {name} | {r['jaxgen_sims_per_s']:,.0f} | {r['python_loop_sims_per_s']:,.0f} | "
+            f"{r['numpy_sims_per_s']:,.0f} | {r['speedup_vs_loop']:.0f}x | "
+            f"{r['speedup_vs_numpy']:.1f}x |"
+        )
+    return out
+
+
+def boed_table(res) -> list[str]:
+    lg = res.get("linear_gaussian")
+    out = []
+    if lg:
+        out += [
+            f"**EIG estimators on linear-Gaussian regression** (`python benchmarks/boed.py`; "
+            f"closed-form EIG {lg['exact']:.4f} nats)",
+            "",
+            "| estimator | kind | EIG (nats) | std. error | error vs exact | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in lg["estimators"].items():
+            out.append(
+                f"| {name} | {r['kind']} | {r['eig']:.4f} | {r['stderr']:.4f} | "
+                f"{r['error']:+.4f} | {r['seconds']:.1f} |"
+            )
+    w = res.get("weinberg")
+    if w:
+        out += ["", f"Weinberg design: gradient ascent finds the beam energy at the edge of "
+                f"[40, 50] GeV ({w['best_energy']:.2f} GeV, EIG {w['eig']:.3f} +- "
+                f"{w['stderr']:.3f}); {w['seconds_second_call']:.2f} s once compiled, "
+                f"{w['seconds_with_compile']:.1f} s with compilation."]
+    return out
+
+
+def symbolic_table(res, name) -> list[str]:
+    proto = res["protocol"]
+    out = [
+        f"**Symbolic regression, AI Feynman equations** (`{name}`: {len(proto['equations'])} "
+        f"equations, {proto['budget_s']:.0f} s per equation and tool, {proto['train_points']} "
+        f"training points; exact = SRBench symbolic criterion with test R^2 > 0.999)",
+        "",
+        "| tool | noise | exact recoveries | median test R^2 |",
+        "|---|---|---|---|",
+    ]
+    for key, s in res["summary"].items():
+        tool, noise = key.split("@")
+        out.append(f"| {tool} | {noise} | {s['exact']} / {s['of']} | {s['median_test_r2']:.6f} |")
+    ev = res.get("evaluator")
+    if ev:
+        out += ["", f"Population evaluator: {ev['grouped_evals_per_second']:,.0f} expressions/s "
+                f"(1,000 rows, trees up to {ev['max_nodes']} nodes) grouped by operator, against "
+                f"{ev['vmapped_evals_per_second']:,.0f}/s for a vmapped every-operator evaluator."]
+    return out
+
+
+def tables() -> str:
+    parts: list[list[str]] = []
+    if (r := _load("sbi_npe.json")) is not None:
+        parts.append(npe_table(r))
+    if (r := _load("sweep.json")) is not None:
+        parts.append(sweep_table(r))
+    if (r := _load("boed.json")) is not None:
+        parts.append(boed_table(r))
+    for path in sorted(glob.glob(os.path.join(RESULTS, "symbolic*.json"))):
+        with open(path) as f:
+            parts.append(symbolic_table(json.load(f), "python benchmarks/symbolic.py"))
+    return "\n\n".join("\n".join(p) for p in parts if p)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--readme", action="store_true", help="rewrite the README's table block")
+    args = p.parse_args(argv)
+    text = tables()
+    if not args.readme:
+        print(text)
+        return
+    with open(README) as f:
+        readme = f.read()
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to rewrite.")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(README, "w") as f:
+        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    print(f"rewrote the tables in {README}")
+
+
+if __name__ == "__main__":
+    main()

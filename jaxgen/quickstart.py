@@ -275,7 +275,7 @@ def _print_report(report: QuickstartReport, say: Callable[[str], None]) -> None:
     say("Law behind the data (symbolic regression on the simulations):")
     verdict = "the simulator's law, exactly" if law["recovered_exactly"] else "not the exact law"
     say(f"  found x = {law['expression']}  -> {verdict}")
-    say(f"  mean squared error {law['train_mse']:.5f} (noise variance {law['noise_variance']})")
+    say(f"  mean squared error {law['train_mse']:.5f} (noise variance {law['noise_variance']:.4f})")
     say("Time per step:")
     for name, t in report.timings.items():
         say(f"  {t:6.1f} s  {name}")

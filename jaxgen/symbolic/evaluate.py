@@ -125,24 +125,31 @@ def evaluate_population(
     """
     p = code.shape[0]
     if num_parts > 1 and p >= 2 * num_parts:
+        # Parts of similar length: each part's loop starts at its own longest expression, so
+        # parts of short expressions skip most positions (and the parts run concurrently).
+        order = jnp.argsort(jnp.sum(code != 0, axis=1), stable=True)
+        code, arg, reg, child, constants = (
+            jnp.take(a, order, axis=0) for a in (code, arg, reg, child, constants)
+        )
         bounds = np.linspace(0, p, num_parts + 1).astype(int)
         parts = [
             _grouped(code[a:b], arg[a:b], reg[a:b], child[a:b], constants[a:b], X, operators,
                      window)
             for a, b in itertools.pairwise(bounds)
         ]
-        return jnp.concatenate(parts, axis=0)
+        out = jnp.concatenate(parts, axis=0)
+        return jnp.zeros_like(out).at[order].set(out, unique_indices=True)
     return _grouped(code, arg, reg, child, constants, X, operators, window)
 
 
-def _grouped(code, arg, reg, child, constants, X, operators: OperatorSet, window: int):
+def _grouped(code, arg, reg, child, constants, X, operators: OperatorSet, window: int,
+             row_tile: int = 512):
     X = jnp.asarray(X)
     p, L = code.shape
     n = X.shape[0]
     C = int(min(window, max(p, 1)))
     ncodes = operators.num_codes
     dtype = jnp.result_type(X.dtype, constants.dtype)
-    branches = _branches(operators, X.T)
     max_windows = -(-p // C) + ncodes
     R = registers_needed(L)
     rows = jnp.arange(p, dtype=jnp.int32)
@@ -151,8 +158,8 @@ def _grouped(code, arg, reg, child, constants, X, operators: OperatorSet, window
     lengths = jnp.sum(code != 0, axis=1)
     first = L - jnp.max(lengths)
 
-    def position(i, V):
-        o = code[:, i]
+    def plan(o, reg_i):
+        """Which operator each window applies, where it starts, and where results go."""
         perm = jnp.argsort(o, stable=True).astype(jnp.int32)
         counts = jnp.bincount(o, length=ncodes)
         starts = jnp.cumsum(counts) - counts
@@ -163,30 +170,46 @@ def _grouped(code, arg, reg, child, constants, X, operators: OperatorSet, window
         w = jnp.arange(max_windows)
         k = jnp.clip(jnp.searchsorted(wend, w, side="right"), 0, ncodes - 1)
         wpos = starts[k] + (w - wstart[k]) * C
-        perm_pad = jnp.concatenate([perm, jnp.zeros((C,), jnp.int32)])
-        ch = child[:, i]
-        ar = arg[:, i]
+        # padding rows go to a scratch register R so every index is unique and no live value
+        # is touched
+        dest = (jnp.where(o != 0, reg_i, R) * p + rows)[perm]
+        return jnp.concatenate([perm, jnp.zeros((C,), jnp.int32)]), k, wpos, wend[-1], dest
 
-        # Windows run in sorted order and each writes a contiguous block of `out`; the tail of a
-        # window that runs past its operator's group is overwritten by the next group's window.
-        def one_window(j, out):
-            s = wpos[j]
-            idx = jax.lax.dynamic_slice(perm_pad, (s,), (C,))
-            a = jnp.take(V, ch[idx, 0] * p + idx, axis=0)
-            b = jnp.take(V, ch[idx, 1] * p + idx, axis=0)
-            c = constants[idx, ar[idx]]
-            res = jax.lax.switch(k[j], branches, a, b, ar[idx], c)
-            return jax.lax.dynamic_update_slice(out, res, (s, 0))
+    # The schedule depends on the codes only: computed once, shared by every tile of rows.
+    perms, ks, wposs, nwins, dests = jax.vmap(plan, in_axes=(1, 1))(code, reg)
 
-        out = jax.lax.fori_loop(0, wend[-1], one_window, jnp.zeros((p + C, n), dtype))
-        # Scatter the sorted results straight to their registers; padding rows go to a scratch
-        # register R so that every index is unique and no live value is touched.
-        dest = jnp.where(o != 0, reg[:, i], R) * p + rows
-        return V.at[dest[perm]].set(out[:p], unique_indices=True)
+    def run_tile(XT):
+        branches = _branches(operators, XT)
+        t = XT.shape[1]
 
-    V = jnp.zeros(((R + 1) * p, n), dtype)
-    V = jax.lax.fori_loop(first, L, position, V)
-    return V[:p]
+        def position(i, V):
+            perm_pad, k, wpos, ch, ar = perms[i], ks[i], wposs[i], child[:, i], arg[:, i]
+
+            # Windows run in sorted order and each writes a contiguous block of `out`; the tail
+            # of a window that runs past its operator's group is overwritten by the next
+            # group's window.
+            def one_window(j, out):
+                s = wpos[j]
+                idx = jax.lax.dynamic_slice(perm_pad, (s,), (C,))
+                a = jnp.take(V, ch[idx, 0] * p + idx, axis=0)
+                b = jnp.take(V, ch[idx, 1] * p + idx, axis=0)
+                c = constants[idx, ar[idx]]
+                res = jax.lax.switch(k[j], branches, a, b, ar[idx], c)
+                return jax.lax.dynamic_update_slice(out, res, (s, 0))
+
+            out = jax.lax.fori_loop(0, nwins[i], one_window, jnp.zeros((p + C, t), dtype))
+            return V.at[dests[i]].set(out[:p], unique_indices=True)
+
+        V = jax.lax.fori_loop(first, L, position, jnp.zeros(((R + 1) * p, t), dtype))
+        return V[:p]
+
+    # Rows in tiles, so that the registers of the whole population for one tile stay in cache
+    # while every position is evaluated (the work is bound by memory traffic, not arithmetic).
+    T = int(min(row_tile, max(n, 1)))
+    num_tiles = -(-n // T)
+    XT = jnp.pad(X, ((0, num_tiles * T - n), (0, 0))).T.reshape(X.shape[1], num_tiles, T)
+    out = jax.lax.map(run_tile, jnp.moveaxis(XT, 1, 0))  # (tiles, p, T)
+    return jnp.moveaxis(out, 0, 1).reshape(p, num_tiles * T)[:, :n]
 
 
 def naive_population(code, arg, reg, child, constants, X, operators: OperatorSet):

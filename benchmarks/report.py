@@ -101,6 +101,35 @@ def boed_table(res) -> list[str]:
     return out
 
 
+def dad_table(res) -> list[str]:
+    out = [
+        "**Sequential design policies** (`python benchmarks/boed.py --only death_process "
+        "hyperbolic --eval-outer 2048 --eval-inner 20000 --death-steps 2000 "
+        "--hyperbolic-steps 800 --out benchmarks/results/boed_dad.json`; total EIG over T experiments, sPCE lower / sNMC upper bound)",
+        "",
+        "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
+        "| s per design |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    d = res.get("death_process")
+    if d:
+        f, p = d["fixed"], d["dad"]
+        out.append(f"| death process, T = 4 | static, gradient ascent | {f['lower']:.3f} +- "
+                   f"{f['lower_stderr']:.3f} | {f['upper']:.3f} +- {f['upper_stderr']:.3f} | "
+                   f"{f['published']} | {f['seconds']:.0f} | - |")
+        out.append(f"| death process, T = 4 | DAD policy | {p['lower']:.3f} +- "
+                   f"{p['lower_stderr']:.3f} | {p['upper']:.3f} +- {p['upper_stderr']:.3f} | "
+                   f"{p['published']} | {p['train_seconds']:.0f} | "
+                   f"{p['seconds_per_design']:.5f} |")
+    h = res.get("hyperbolic")
+    if h:
+        out.append(f"| hyperbolic discounting, T = 20 | DAD policy | {h['lower']:.3f} +- "
+                   f"{h['lower_stderr']:.3f} | {h['upper']:.3f} +- {h['upper_stderr']:.3f} | "
+                   f"{h['published_dad']} | {h['train_seconds']:.0f} | "
+                   f"{h['seconds_per_design']:.5f} |")
+    return out
+
+
 def symbolic_table(res, name) -> list[str]:
     proto = res["protocol"]
     out = [
@@ -130,6 +159,8 @@ def tables() -> str:
         parts.append(sweep_table(r))
     if (r := _load("boed.json")) is not None:
         parts.append(boed_table(r))
+    if (r := _load("boed_dad.json")) is not None:
+        parts.append(dad_table(r))
     for path in sorted(glob.glob(os.path.join(RESULTS, "symbolic*.json"))):
         with open(path) as f:
             parts.append(symbolic_table(json.load(f), "python benchmarks/symbolic.py"))

@@ -68,33 +68,63 @@ class Unconstrained(AbstractConstraint):
 class Box(AbstractConstraint):
     """``low <= design <= high`` elementwise (``low``/``high`` broadcast against the design).
 
-    ``design = low + (high - low) * sigmoid(u)``.
+    ``design = low + (high - low) * sigmoid(u)``; coordinates marked ``log_scale`` (which need
+    ``low > 0``) move on a log scale instead, ``design = exp(log low + log(high / low) *
+    sigmoid(u))``, so that a step in ``u`` changes the design by a factor rather than an
+    amount: the right geometry for delays, doses or energies that span decades.
 
     Example:
         ```python
         jg.boed.Box(40.0, 50.0)                      # a beam energy in [40, 50] GeV
         jg.boed.Box(jnp.array([-1, -1]), jnp.array([1, 1]))   # 2-D locations in a square
+        jg.boed.Box(jnp.array([0.0, 1.0]), jnp.array([100.0, 2000.0]),
+                    log_scale=jnp.array([False, True]))      # (reward, delay in days)
         ```
     """
 
     low: Float[Array, "*shape"]
     high: Float[Array, "*shape"]
+    log_scale: Any
 
-    def __init__(self, low: Any, high: Any):
+    def __init__(self, low: Any, high: Any, log_scale: Any = False):
         low, high = jnp.asarray(low, dtype=float), jnp.asarray(high, dtype=float)
         if not bool(jnp.all(high > low)):
             raise ValueError(f"A Box needs high > low everywhere, got low={low}, high={high}.")
+        log_scale = np.broadcast_to(np.asarray(log_scale, dtype=bool),
+                                    np.broadcast_shapes(low.shape, high.shape,
+                                                        np.shape(log_scale)))
+        if np.any(log_scale & ~np.asarray(jnp.broadcast_to(low, log_scale.shape) > 0)):
+            raise ValueError(
+                f"Log-scale coordinates of a Box need low > 0, got low={np.asarray(low)} with "
+                f"log_scale={log_scale.tolist()}."
+            )
         self.low, self.high = low, high
+        self.log_scale = log_scale if log_scale.any() else None
 
     def describe(self):
-        return f"Box(low={np.asarray(self.low).tolist()}, high={np.asarray(self.high).tolist()})"
+        extra = "" if self.log_scale is None else f", log_scale={self.log_scale.tolist()}"
+        return (f"Box(low={np.asarray(self.low).tolist()}, "
+                f"high={np.asarray(self.high).tolist()}{extra})")
+
+    def _ends(self):
+        if self.log_scale is None:
+            return self.low, self.high
+        # safe logs: the linear coordinates' ends are not used through these
+        safe = lambda v: jnp.log(jnp.where(self.log_scale, v, 1.0))  # noqa: E731
+        return (jnp.where(self.log_scale, safe(self.low), self.low),
+                jnp.where(self.log_scale, safe(self.high), self.high))
 
     def to_design(self, u):
-        return self.low + (self.high - self.low) * jax.nn.sigmoid(u)
+        lo, hi = self._ends()
+        v = lo + (hi - lo) * jax.nn.sigmoid(u)
+        return v if self.log_scale is None else jnp.where(self.log_scale, jnp.exp(v), v)
 
     def to_unconstrained(self, design):
-        frac = (jnp.asarray(design, dtype=float) - self.low) / (self.high - self.low)
-        frac = jnp.clip(frac, _EDGE, 1.0 - _EDGE)
+        lo, hi = self._ends()
+        design = jnp.asarray(design, dtype=float)
+        if self.log_scale is not None:
+            design = jnp.where(self.log_scale, jnp.log(jnp.maximum(design, 1e-30)), design)
+        frac = jnp.clip((design - lo) / (hi - lo), _EDGE, 1.0 - _EDGE)
         return jnp.log(frac) - jnp.log1p(-frac)
 
     def contains(self, design):

@@ -435,14 +435,14 @@ class BayesianOptimization(AbstractDesignMethod):
 def default_constraint(simulator: AbstractSimulator, design0: Array) -> AbstractConstraint:
     """The simulator's own design bounds if it declares them, else the range spanned by design0.
 
-    A simulator declares bounds with a ``design_bounds()`` method returning ``(low, high)``.
+    A simulator declares bounds with a ``design_bounds()`` method returning ``(low, high)``, or
+    ``(low, high, log_scale)`` for coordinates that move on a log scale (see :class:`Box`).
     Without one, the design is kept inside ``[min(design0), max(design0)]`` (the region the
     user chose to look at), or left unconstrained when ``design0`` is a single value.
     """
     bounds = getattr(simulator, "design_bounds", None)
     if callable(bounds):
-        low, high = bounds()
-        return Box(low, high)
+        return Box(*bounds())
     low, high = float(jnp.min(design0)), float(jnp.max(design0))
     if high > low:
         return Box(low, high)

@@ -70,9 +70,13 @@ class HyperbolicDiscounting(AbstractSimulator):
     def default_design(self) -> Float[Array, "1 2"]:
         return jnp.array([[50.0, 30.0]])
 
-    def design_bounds(self) -> tuple[Array, Array]:
-        """``0 <= R <= 100`` and ``0 <= D <= 2000`` days."""
-        return jnp.array([0.0, 0.0]), jnp.array([100.0, 2000.0])
+    def design_bounds(self) -> tuple[Array, Array, Array]:
+        """``0 <= R <= 100`` and ``0.1 <= D <= 2000`` days, the delay on a log scale.
+
+        Informative delays span decades (``1 / k`` ranges from days to years under the prior),
+        so design optimizers move the delay by factors, as Foster et al. (2021) do.
+        """
+        return jnp.array([0.0, 0.1]), jnp.array([100.0, 2000.0]), jnp.array([False, True])
 
     def _prob(self, theta, design):
         theta = check_theta(theta, 2, "HyperbolicDiscounting")

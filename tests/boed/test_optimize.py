@@ -19,8 +19,10 @@ OPTIMUM = math.log(5.0)
 
 @pytest.mark.parametrize(
     "constraint",
-    [jg.boed.Box(-1.0, 2.0), jg.boed.OrderedTimes(0.0, 5.0), jg.boed.Simplex(3.0)],
-    ids=["box", "ordered", "simplex"],
+    [jg.boed.Box(-1.0, 2.0), jg.boed.OrderedTimes(0.0, 5.0), jg.boed.Simplex(3.0),
+     jg.boed.Box(jnp.array([0.0, 0.1] * 3), jnp.array([100.0, 2000.0] * 3),
+                 log_scale=jnp.array([False, True] * 3))],
+    ids=["box", "ordered", "simplex", "log_box"],
 )
 def test_constraints_map_onto_their_sets(constraint):
     u = jax.random.normal(jax.random.key(0), (6,)) * 3.0
@@ -30,6 +32,16 @@ def test_constraints_map_onto_their_sets(constraint):
     assert bool(constraint.contains(design))
     back = constraint.to_design(constraint.to_unconstrained(design))
     np.testing.assert_allclose(back, design, rtol=1e-4, atol=1e-5)
+
+
+def test_log_scale_box_moves_by_factors():
+    box = jg.boed.Box(jnp.array([0.0, 0.1]), jnp.array([100.0, 2000.0]),
+                      log_scale=jnp.array([False, True]))
+    # u = 0 is the middle: arithmetic for the linear coordinate, geometric for the log one
+    np.testing.assert_allclose(box.to_design(jnp.zeros(2)), [50.0, (0.1 * 2000.0) ** 0.5],
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="need low > 0"):
+        jg.boed.Box(0.0, 1.0, log_scale=True)
 
 
 def test_gradient_ascent_finds_corner_design():

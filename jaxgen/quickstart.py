@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -288,9 +287,3 @@ def _print_report(report: QuickstartReport, say: Callable[[str], None]) -> None:
     for name, t in report.timings.items():
         say(f"  {t:6.1f} s  {name}")
     say(f"  {sum(report.timings.values()):6.1f} s  total")
-
-
-def main(argv: list[str] | None = None) -> int:  # used by the CLI
-    from .cli import main as cli_main
-
-    return cli_main(["quickstart", *(argv or sys.argv[1:])])

@@ -57,6 +57,30 @@ def _sbi_version(res) -> str:
     return res.get("sbi_version", "0.27")
 
 
+def methods_table(rows) -> list[str]:
+    n = rows[0]["num_simulations"]
+    out = [
+        f"**NLE and NRE vs sbi** (`python benchmarks/sbi_methods.py --tasks gaussian_linear "
+        f"two_moons --num-simulations {n}`: {rows[0]['num_samples']:,} posterior samples by "
+        f"MCMC for one observation; jaxgen's first sampling call includes compilation; R-hat "
+        f"above 1.05 is reported with a warning, as for the bimodal two-moons posterior)",
+        "",
+        "| task | method | C2ST jaxgen | C2ST sbi | train s jaxgen / sbi | sample s jaxgen "
+        "(first / compiled) / sbi | R-hat jaxgen |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        j, s = r["jaxgen"], r.get("sbi")
+        if s is None:
+            continue
+        out.append(
+            f"| {r['task']} | {r['method']} | {j['c2st']:.3f} | {s['c2st']:.3f} | "
+            f"{j['train_s']:.1f} / {s['train_s']:.1f} | {j['sample_first_call_s']:.1f} / "
+            f"{j['sample_s']:.2f} / {s['sample_s']:.1f} | {j['r_hat_max']:.2f} |"
+        )
+    return out
+
+
 def sweep_table(res) -> list[str]:
     n = res["config"]["num_simulations"]
     out = [
@@ -155,6 +179,8 @@ def tables() -> str:
     parts: list[list[str]] = []
     if (r := _load("sbi_npe.json")) is not None:
         parts.append(npe_table(r))
+    if (r := _load("sbi_methods.json")) is not None and r:
+        parts.append(methods_table(r))
     if (r := _load("sweep.json")) is not None:
         parts.append(sweep_table(r))
     if (r := _load("boed.json")) is not None:

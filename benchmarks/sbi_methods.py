@@ -5,7 +5,7 @@ time and posterior-sampling wall time (jaxgen: first call, compilation included,
 compiled call). sbi runs single-threaded (``torch.set_num_threads(1)``).
 
     python benchmarks/sbi_methods.py --tasks two_moons gaussian_linear \
-        --num-simulations 10000 --num-samples 10000 --out benchmarks/sbi_methods.json
+        --num-simulations 10000 --num-samples 10000
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main():
     parser.add_argument("--sequential", action="store_true",
                         help="compare amortized NPE with truncated sequential NPE (TSNPE) and "
                              "truncated sequential NRE at each budget instead")
-    parser.add_argument("--out", default="benchmarks/sbi_methods.json")
+    parser.add_argument("--out", default="benchmarks/results/sbi_methods.json")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     results = []

@@ -128,8 +128,10 @@ def boed_table(res) -> list[str]:
 def dad_table(res) -> list[str]:
     out = [
         "**Sequential design policies** (`python benchmarks/boed.py --only death_process "
-        "hyperbolic --eval-outer 2048 --eval-inner 20000 --death-steps 2000 "
-        "--hyperbolic-steps 800 --out benchmarks/results/boed_dad.json`; total EIG over T experiments, sPCE lower / sNMC upper bound)",
+        "--eval-outer 2048 --eval-inner 20000 --death-steps 2000` and `--only hyperbolic "
+        "--hyperbolic-steps 2000 --train-outer 64 --train-inner 256 --eval-outer 2048 "
+        "--eval-inner 20000`, merged in `results/boed_dad.json`; total EIG over T "
+        "experiments, sPCE lower / sNMC upper bound)",
         "",
         "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
         "| s per design |",
@@ -189,7 +191,9 @@ def tables() -> str:
         parts.append(dad_table(r))
     for path in sorted(glob.glob(os.path.join(RESULTS, "symbolic*.json"))):
         with open(path) as f:
-            parts.append(symbolic_table(json.load(f), "python benchmarks/symbolic.py"))
+            res = json.load(f)
+        if "summary" in res:  # a run still in progress has no summary yet
+            parts.append(symbolic_table(res, "python benchmarks/symbolic.py"))
     return "\n\n".join("\n".join(p) for p in parts if p)
 
 

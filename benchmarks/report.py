@@ -159,7 +159,9 @@ def dad_table(res) -> list[str]:
 def symbolic_table(res, name) -> list[str]:
     proto = res["protocol"]
     out = [
-        f"**Symbolic regression, AI Feynman equations** (`{name}`: {len(proto['equations'])} "
+        f"**Symbolic regression, AI Feynman equations** (`{name} --equations "
+        f"{len(proto['equations'])} --budget {proto['budget_s']:g} --noise "
+        f"{' '.join(f'{v:g}' for v in proto['noise'])}`: {len(proto['equations'])} "
         f"equations, {proto['budget_s']:.0f} s per equation and tool, {proto['train_points']} "
         f"training points; exact = SRBench symbolic criterion with test R^2 > 0.999)",
         "",
@@ -189,6 +191,17 @@ def tables() -> str:
         parts.append(boed_table(r))
     if (r := _load("boed_dad.json")) is not None:
         parts.append(dad_table(r))
+    if (r := _load("boed_pk.json")) is not None and "pharmacokinetic" in r:
+        pk = r["pharmacokinetic"]
+        parts.append([
+            "**Implicit SDE model, pharmacokinetic sampling times** (`python benchmarks/boed.py "
+            "--only pharmacokinetic --out benchmarks/results/boed_pk.json`: InfoNCE with a "
+            "learned critic, gradients through the diffrax Euler-Maruyama solve): EIG "
+            f"{pk['eig_design0']:.2f} +- {pk['eig_design0_stderr']:.2f} nats at the times "
+            f"{pk['design0']} h, {pk['eig_optimized']:.2f} +- {pk['eig_optimized_stderr']:.2f} "
+            f"at the optimized times {[round(t, 1) for t in pk['design']]} h (both re-scored "
+            f"with a freshly trained critic; optimization {pk['optimize_seconds']:.0f} s)."
+        ])
     for path in sorted(glob.glob(os.path.join(RESULTS, "symbolic*.json"))):
         with open(path) as f:
             res = json.load(f)

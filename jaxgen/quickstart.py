@@ -214,8 +214,8 @@ def _symbolic_step(config, theta, x, times, key) -> dict[str, Any]:
     y = x_np.reshape(-1)
     result = symbolic.fit(
         key, X, y, variable_names=LAW_VARIABLES, time_budget=config.symbolic_time_budget,
-        # the building blocks a physicist would offer for an oscillation; with the full default
-        # set the 30-s search found the law for 2 of 3 seeds, with this one for 3 of 3
+        # the building blocks a physicist would offer for a damped oscillation; with "-" and "/"
+        # added, the 30-s search found the law for 2 of 3 seeds, with this set for 3 of 3
         operators=("+", "*", "neg", "exp", "cos"),
     )
     A0, gamma, omega, t = sympy.symbols(LAW_VARIABLES, real=True)

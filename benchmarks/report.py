@@ -60,8 +60,10 @@ def _sbi_version(res) -> str:
 def methods_table(rows) -> list[str]:
     n = rows[0]["num_simulations"]
     out = [
-        f"**NLE and NRE vs sbi** (`python benchmarks/sbi_methods.py --tasks gaussian_linear "
-        f"two_moons --num-simulations {n}`: {rows[0]['num_samples']:,} posterior samples by "
+        f"**NLE and NRE vs sbi** (`python benchmarks/sbi_methods.py --tasks "
+        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations {n}`; SIR "
+        f"scored against an exact-likelihood MCMC reference; {rows[0]['num_samples']:,} "
+        f"posterior samples by "
         f"MCMC for one observation; jaxgen's first sampling call includes compilation; R-hat "
         f"above 1.05 is reported with a warning, as for the bimodal two-moons posterior)",
         "",

@@ -132,6 +132,13 @@ class Box(AbstractConstraint):
         return jnp.all((design >= self.low - tol) & (design <= self.high + tol))
 
 
+def declared_constraint(simulator: Any) -> Box | None:
+    """The :class:`Box` a simulator declares with ``design_bounds()`` -- returning
+    ``(low, high)`` or ``(low, high, log_scale)`` -- or ``None`` when it declares none."""
+    bounds = getattr(simulator, "design_bounds", None)
+    return Box(*bounds()) if callable(bounds) else None
+
+
 class OrderedTimes(AbstractConstraint):
     """Increasing measurement times ``low <= t_1 <= ... <= t_n <= high`` (a 1-D design).
 

@@ -24,7 +24,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._checks import JaxgenWarning, check_key
 from ..simulators import AbstractSimulator
 from .base import AbstractEIGEstimator, check_positive_int
-from .constraints import AbstractConstraint, Box, Unconstrained
+from .constraints import AbstractConstraint, Box, Unconstrained, declared_constraint
 from .eig import check_design, default_estimator, fit_estimator
 
 
@@ -440,9 +440,9 @@ def default_constraint(simulator: AbstractSimulator, design0: Array) -> Abstract
     Without one, the design is kept inside ``[min(design0), max(design0)]`` (the region the
     user chose to look at), or left unconstrained when ``design0`` is a single value.
     """
-    bounds = getattr(simulator, "design_bounds", None)
-    if callable(bounds):
-        return Box(*bounds())
+    declared = declared_constraint(simulator)
+    if declared is not None:
+        return declared
     low, high = float(jnp.min(design0)), float(jnp.max(design0))
     if high > low:
         return Box(low, high)

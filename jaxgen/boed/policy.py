@@ -17,7 +17,7 @@ from .._checks import check_key
 from ..nn import MLP, Standardizer
 from ..simulators import AbstractSimulator
 from .base import check_likelihood, check_positive_int, chunked_logsumexp, inner_chunking
-from .constraints import AbstractConstraint, Box, Unconstrained
+from .constraints import AbstractConstraint, Unconstrained, declared_constraint
 from .contrastive import _score_surrogate
 
 
@@ -103,10 +103,8 @@ def history_log_likelihood(simulator, theta, designs, outcomes) -> Float[Array, 
 
 
 def _design_constraint(simulator, design0) -> AbstractConstraint:
-    bounds = getattr(simulator, "design_bounds", None)
-    if callable(bounds):
-        return Box(*bounds())
-    return Unconstrained()
+    declared = declared_constraint(simulator)
+    return Unconstrained() if declared is None else declared
 
 
 def make_policy(

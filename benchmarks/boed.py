@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import jax
@@ -187,8 +188,14 @@ def main():
     sections = {"linear_gaussian": linear_gaussian, "weinberg": weinberg, "scaling": scaling,
                     "death_process": death_process, "hyperbolic": hyperbolic,
                     "pharmacokinetic": pharmacokinetic}
-    results = {"device": str(jax.devices()[0]), "num_devices": jax.device_count(),
-                   "args": vars(args)}
+    # Sections run now replace their entries; the others already in --out are kept, so
+    # `--only` refreshes part of a results file without losing the rest.
+    results = {}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            results = json.load(f)
+    results.update({"device": str(jax.devices()[0]), "num_devices": jax.device_count(),
+                    "args": vars(args)})
     for i, (name, fn) in enumerate(sections.items()):
         if args.only and name not in args.only:
             continue

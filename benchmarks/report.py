@@ -57,14 +57,20 @@ def _sbi_version(res) -> str:
     return res.get("sbi_version", "0.27")
 
 
+METHOD_LABELS = {"nle": "NLE", "nre": "NRE-B (contrastive, 10 atoms)", "nre_a": "NRE-A (binary)"}
+
+
 def methods_table(rows) -> list[str]:
     n = rows[0]["num_simulations"]
+    refs = sorted({f"{r['task']}: {r['reference']}" for r in rows
+                   if "reference" in r and r["task"] in ("sir", "lotka_volterra")})
+    ref_text = "; ".join(refs) if refs else "SIR scored against an exact-likelihood MCMC reference"
     out = [
         f"**NLE and NRE vs sbi** (`python benchmarks/sbi_methods.py --tasks "
-        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations {n}`; SIR "
-        f"scored against an exact-likelihood MCMC reference; {rows[0]['num_samples']:,} "
-        f"posterior samples by "
-        f"MCMC for one observation; jaxgen's first sampling call includes compilation; R-hat "
+        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations {n}`; "
+        f"{ref_text}; {rows[0]['num_samples']:,} posterior samples by "
+        f"MCMC for one observation; the same method on both sides (sbi's `NRE` is NRE-B); "
+        f"jaxgen's first sampling call includes compilation; R-hat "
         f"above 1.05 is reported with a warning, as for the bimodal two-moons posterior)",
         "",
         "| task | method | C2ST jaxgen | C2ST sbi | train s jaxgen / sbi | sample s jaxgen "
@@ -76,9 +82,56 @@ def methods_table(rows) -> list[str]:
         if s is None:
             continue
         out.append(
-            f"| {r['task']} | {r['method']} | {j['c2st']:.3f} | {s['c2st']:.3f} | "
+            f"| {r['task']} | {METHOD_LABELS.get(r['method'], r['method'])} | {j['c2st']:.3f} | "
+            f"{s['c2st']:.3f} | "
             f"{j['train_s']:.1f} / {s['train_s']:.1f} | {j['sample_first_call_s']:.1f} / "
             f"{j['sample_s']:.2f} / {s['sample_s']:.1f} | {j['r_hat_max']:.2f} |"
+        )
+    return out
+
+
+def sequential_table(rows) -> list[str]:
+    budgets = sorted({r["num_simulations"] for r in rows})
+    out = [
+        "**Sequential vs amortized** (`python benchmarks/sbi_methods.py --sequential --tasks "
+        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations "
+        f"{' '.join(map(str, budgets))}`: amortized NPE against truncated sequential NPE and "
+        "NRE (TSNPE, TSNRE) with the same total number of simulations, split over 3 rounds; "
+        "C2ST against the references of the table above)",
+        "",
+        "| task | simulations | NPE (amortized) | TSNPE | TSNRE |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['task']} | {r['num_simulations']:,} | {r['npe_c2st']:.3f} | "
+            f"{r['tsnpe_c2st']:.3f} | {r['tsnre_c2st']:.3f} |"
+        )
+    return out
+
+
+def gold_table(res) -> list[str]:
+    summary = res.get("summary", [])
+    reps = len({r["repeat"] for r in res["rows"]})
+    out = [
+        "**Mining gold** (`python benchmarks/sbi_gold.py`: NLE vs SCANDAL (NLE plus the joint "
+        f"score from autodiff) on the PartonDetector toy, {res['num_events']} i.i.d. events, "
+        f"C2ST against the exact posterior, mean +- s.e. over {reps} repetitions; the last "
+        "column is the budget plain NLE needs for SCANDAL's accuracy, interpolated on NLE's "
+        "curve)",
+        "",
+        "| simulations | C2ST NLE | C2ST SCANDAL | NLE simulations for the same C2ST |",
+        "|---|---|---|---|",
+    ]
+    for s in summary:
+        eq = s["nle_budget_for_same_c2st"]
+        pm = lambda v, e: f"{v:.3f}" + ("" if e is None else f" +- {e:.3f}")  # noqa: E731
+        eq_text = (f"more than {summary[-1]['num_simulations']:,}" if eq is None
+                   and s["scandal_c2st"] < summary[-1]["nle_c2st"] else
+                   "-" if eq is None else f"{eq:,.0f} ({s['simulations_saved_factor']:.1f}x)")
+        out.append(
+            f"| {s['num_simulations']:,} | {pm(s['nle_c2st'], s['nle_c2st_sem'])} | "
+            f"{pm(s['scandal_c2st'], s['scandal_c2st_sem'])} | {eq_text} |"
         )
     return out
 
@@ -187,6 +240,10 @@ def tables() -> str:
         parts.append(npe_table(r))
     if (r := _load("sbi_methods.json")) is not None and r:
         parts.append(methods_table(r))
+    if (r := _load("sbi_sequential.json")) is not None and r:
+        parts.append(sequential_table(r))
+    if (r := _load("sbi_gold.json")) is not None and r.get("summary"):
+        parts.append(gold_table(r))
     if (r := _load("sweep.json")) is not None:
         parts.append(sweep_table(r))
     if (r := _load("boed.json")) is not None:

@@ -4,6 +4,11 @@ For each task and simulation budget: C2ST against reference posterior samples, t
 time and posterior-sampling wall time (jaxgen: first call, compilation included, and a second,
 compiled call). sbi runs single-threaded (``torch.set_num_threads(1)``).
 
+SIR and Lotka-Volterra use sbibm's observation 1 and reference posterior samples when the
+sbibm package is installed -- only its data files are read, so install it without its
+dependencies: ``pip install --no-deps sbibm``. Without it they fall back to an exact-likelihood
+MCMC reference on an observation simulated here (each row records which reference it used).
+
     python benchmarks/sbi_methods.py --tasks two_moons gaussian_linear \
         --num-simulations 10000 --num-samples 10000
 """
@@ -11,7 +16,10 @@ compiled call). sbi runs single-threaded (``torch.set_num_threads(1)``).
 from __future__ import annotations
 
 import argparse
+import bz2
+import importlib.util
 import json
+import os
 import time
 import warnings
 
@@ -22,33 +30,64 @@ import numpy as np
 import jaxgen as jg
 
 
+def sbibm_files(name, num_observation=1):
+    """Observation and reference posterior samples shipped by the ``sbibm`` package.
+
+    Only the data files are read (the package itself is never imported, so its heavy
+    dependencies are not needed): ``pip install --no-deps sbibm``. Returns ``None`` when sbibm
+    is not installed.
+    """
+    spec = importlib.util.find_spec("sbibm")
+    if spec is None or spec.origin is None:
+        return None
+    folder = os.path.join(os.path.dirname(spec.origin), "tasks", name, "files",
+                          f"num_observation_{num_observation}")
+    x_o = np.loadtxt(os.path.join(folder, "observation.csv"), delimiter=",", skiprows=1)
+    with bz2.open(os.path.join(folder, "reference_posterior_samples.csv.bz2"), "rt") as f:
+        ref = np.loadtxt(f, delimiter=",", skiprows=1)
+    return jnp.asarray(np.atleast_1d(x_o), jnp.float32), jnp.asarray(ref, jnp.float32)
+
+
 def task(name):
+    """``(simulator, x_o, reference(key, n), reference_kind)`` for a benchmark task."""
     if name == "two_moons":
         sim = jg.simulators.TwoMoons()
         x_o = jnp.zeros(2)
 
         def reference(key, n):
             return sim.reference_posterior_samples(key, x_o, n)
-    elif name == "gaussian_linear":
+        return sim, x_o, reference, "exact (analytic)"
+    if name == "gaussian_linear":
         sim = jg.simulators.GaussianLinear(dim=10)
         x_o = jnp.full(10, 0.5)
 
         def reference(key, n):
             return sim.posterior(x_o).sample(key, (n,))
-    else:
-        sims = {"sir": jg.simulators.SIR, "lotka_volterra": jg.simulators.LotkaVolterra}
-        sim = sims[name]()
-        theta_o = sim.prior.mean
-        x_o = sim(jax.random.key(123), theta_o)
-        exact = jg.sbi.LikelihoodPosterior(
-            jg.sbi.ExactLikelihood(sim), sim.prior, tuple(x_o.shape), sim.theta_dim,
-            jg.sbi.MetropolisHastings(num_chains=100, num_warmup=1000, thin=10),
-        )
+        return sim, x_o, reference, "exact (analytic)"
+    # sbibm's SIR observes exact Binomial counts (jaxgen's default is a Gaussian approximation).
+    sims = {"sir": lambda: jg.simulators.SIR(exact_binomial=True),
+            "lotka_volterra": jg.simulators.LotkaVolterra}
+    sim = sims[name]()
+    files = sbibm_files(name)
+    if files is not None:
+        # sbibm's observation 1 and its 10,000 reference samples (Lueckmann et al. 2021).
+        x_o, ref = files
 
         def reference(key, n):
-            # Exact-likelihood MCMC as the reference (sbibm's files are not needed).
-            return exact.sample(key, x_o, n)
-    return sim, x_o, reference
+            idx = jax.random.choice(key, ref.shape[0], (min(n, ref.shape[0]),), replace=False)
+            return ref[idx]
+        return sim, x_o, reference, "sbibm observation 1 and reference samples"
+    theta_o = sim.prior.mean
+    x_o = sim(jax.random.key(123), theta_o)
+    exact = jg.sbi.LikelihoodPosterior(
+        jg.sbi.ExactLikelihood(sim), sim.prior, tuple(x_o.shape), sim.theta_dim,
+        jg.sbi.MetropolisHastings(num_chains=100, num_warmup=1000, thin=10),
+    )
+
+    def reference(key, n):
+        # Without sbibm's files: exact-likelihood MCMC on our own observation.
+        return exact.sample(key, x_o, n)
+    return sim, x_o, reference, "exact-likelihood MCMC (sbibm not installed)"
 
 
 def torch_prior(name, sim):
@@ -64,10 +103,19 @@ def torch_prior(name, sim):
     return torch.distributions.Independent(torch.distributions.LogNormal(mu, sd), 1)
 
 
+# The same method on both sides. sbi's `NRE` is NRE_B, the contrastive loss with 10 atoms
+# (Durkan et al. 2020); NRE_A is the binary classifier (Hermans et al. 2020).
+METHODS = {
+    "nle": ("NLE", lambda: {}),
+    "nre": ("NRE_B", lambda: {"loss": jg.sbi.ContrastiveRatioLoss(num_atoms=10)}),
+    "nre_a": ("NRE_A", lambda: {"loss": jg.sbi.BinaryRatioLoss()}),
+}
+
+
 def run_jaxgen(method, key, sim, theta, x, x_o, num_samples):
-    fn = {"nle": jg.sbi.nle, "nre": jg.sbi.nre}[method]
+    fn = jg.sbi.nle if method == "nle" else jg.sbi.nre
     t0 = time.perf_counter()
-    post = fn(key, theta, x, prior=sim.prior)
+    post = fn(key, theta, x, prior=sim.prior, **METHODS[method][1]())
     jax.block_until_ready(post)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -84,12 +132,12 @@ def run_jaxgen(method, key, sim, theta, x, x_o, num_samples):
 
 
 def run_sbi(method, name, sim, theta, x, x_o, num_samples):
+    import sbi.inference
     import torch
-    from sbi.inference import NLE, NRE
 
     torch.set_num_threads(1)
     prior = torch_prior(name, sim)
-    cls = {"nle": NLE, "nre": NRE}[method]
+    cls = getattr(sbi.inference, METHODS[method][0])
     t0 = time.perf_counter()
     inference = cls(prior=prior, show_progress_bars=False)
     th = torch.as_tensor(np.asarray(theta), dtype=torch.float32)
@@ -107,11 +155,11 @@ def run_sbi(method, name, sim, theta, x, x_o, num_samples):
 def run_sequential(args):
     rows = []
     for name in args.tasks:
-        sim, x_o, reference = task(name)
+        sim, x_o, reference, ref_kind = task(name)
         ref = reference(jax.random.key(7), args.num_samples)
         for n in args.num_simulations:
             key = jax.random.key(n)
-            row = {"task": name, "num_simulations": n}
+            row = {"task": name, "num_simulations": n, "reference": ref_kind}
             t0 = time.perf_counter()
             theta, x = jg.simulate(key, sim, n)
             post = jg.sbi.npe(key, theta, x, prior=sim.prior)
@@ -119,7 +167,8 @@ def run_sequential(args):
             row["npe_s"] = time.perf_counter() - t0
             for method, fn in (("tsnpe", jg.sbi.sequential_npe), ("tsnre", jg.sbi.sequential_nre)):
                 t0 = time.perf_counter()
-                res = fn(key, sim, x_o, num_rounds=2, num_simulations=n // 2, truncate=True)
+                res = fn(key, sim, x_o, num_rounds=args.rounds,
+                         num_simulations=n // args.rounds, truncate=True)
                 samples = res.posterior.sample(key, x_o, args.num_samples)
                 row[f"{method}_c2st"] = jg.sbi.c2st(samples, ref)
                 row[f"{method}_s"] = time.perf_counter() - t0
@@ -133,27 +182,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", nargs="+", default=["two_moons", "gaussian_linear", "sir",
                                                        "lotka_volterra"])
-    parser.add_argument("--methods", nargs="+", default=["nle", "nre"])
+    parser.add_argument("--methods", nargs="+", default=["nle", "nre"], choices=list(METHODS),
+                        help="nle; nre = NRE_B (contrastive, 10 atoms: sbi's default NRE); "
+                             "nre_a = the binary classifier")
     parser.add_argument("--num-simulations", type=int, nargs="+", default=[10_000])
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--skip-sbi", action="store_true")
     parser.add_argument("--sequential", action="store_true",
                         help="compare amortized NPE with truncated sequential NPE (TSNPE) and "
                              "truncated sequential NRE at each budget instead")
-    parser.add_argument("--out", default="benchmarks/results/sbi_methods.json")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the sequential methods (the budget is split evenly)")
+    parser.add_argument("--out", default=None,
+                        help="JSON output (default: benchmarks/results/sbi_methods.json, or "
+                             "sbi_sequential.json with --sequential)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.out is None:
+        args.out = "benchmarks/results/" + (
+            "sbi_sequential.json" if args.sequential else "sbi_methods.json")
     results = []
     if args.sequential:
         return run_sequential(args)
     for name in args.tasks:
-        sim, x_o, reference = task(name)
+        sim, x_o, reference, ref_kind = task(name)
         ref = reference(jax.random.key(7), args.num_samples)
         for n in args.num_simulations:
             theta, x = jg.simulate(jax.random.key(n), sim, n)
             for method in args.methods:
                 row = {"task": name, "method": method, "num_simulations": n,
-                       "num_samples": args.num_samples}
+                       "num_samples": args.num_samples, "reference": ref_kind}
                 s, t = run_jaxgen(method, jax.random.key(0), sim, theta, x, x_o,
                                   args.num_samples)
                 row["jaxgen"] = {**t, "c2st": jg.sbi.c2st(s, ref)}

@@ -32,7 +32,8 @@ class DesignPolicy(eqx.Module):
 
     Fields:
         encoder, emitter: the two MLPs.
-        design_scaler, x_scaler: fixed standardizations of a design and an outcome.
+        design_scaler, x_scaler: fixed standardizations of a design (in the constraint's
+            unconstrained coordinates) and of an outcome.
         constraint: maps the emitter's output to a valid design.
         design_shape, x_shape: shapes of ONE experiment's design and outcome.
     """
@@ -53,9 +54,12 @@ class DesignPolicy(eqx.Module):
     ) -> Float[Array, "*design"]:
         """The next design given the experiments ``designs[t], outcomes[t]`` with ``mask[t] = 1``."""
         num = designs.shape[0]
+        # Past designs enter in the constraint's unconstrained coordinates: a delay on a log
+        # scale is then seen by its logarithm, as the emitter produced it.
+        u = jax.vmap(self.constraint.to_unconstrained)(designs)
         features = jnp.concatenate(
             [
-                self.design_scaler(designs.reshape(num, -1)),
+                self.design_scaler(u.reshape(num, -1)),
                 self.x_scaler(outcomes.reshape(num, -1)),
             ],
             axis=1,
@@ -128,7 +132,7 @@ def make_policy(
         jax.random.split(k_pilot, 256), theta, pilot_designs
     )
     x_shape = tuple(pilot_x.shape[1:])
-    design_scaler = Standardizer.from_data(pilot_designs.reshape(256, -1))
+    design_scaler = Standardizer.from_data(pilot_u.reshape(256, -1))
     x_scaler = Standardizer.from_data(pilot_x.reshape(256, -1).astype(float))
     in_size = design0.size + math.prod(x_shape)
     encoder = MLP(in_size, encoding_size, width_size, 2, key=k_enc)

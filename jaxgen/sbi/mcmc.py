@@ -125,18 +125,35 @@ class MetropolisHastings(AbstractSampler):
     Roberts, Gelman & Gilks 1997), and after the first half each chain's proposal covariance is
     set from its own trajectory (Haario et al. 2001), blended with the pooled covariance.
 
+    Random-walk chains rarely cross between separated modes. So after warm-up, with probability
+    ``jump_probability`` per step, a chain instead proposes from a fixed mixture of Gaussians,
+    one component per chain fitted to the end of that chain's warm-up (an independence
+    Metropolis-Hastings move, accepted with the ratio ``p(theta') q(theta) / p(theta)
+    q(theta')``). Mixing the two valid kernels keeps the posterior invariant, and chains that
+    warmed up in different modes now trade places, so the pooled draws weigh the modes by their
+    mass and R-hat reports mixing honestly.
+
     Args:
         num_chains: parallel chains (the cost per step is one batched density evaluation). At
             least 100 draws are kept per chain, so small requests use fewer chains.
         num_warmup: warm-up steps per chain (discarded).
         thin: keep every ``thin``-th state.
         num_init_candidates: prior draws per chain for the initial resampling.
+        jump_probability: chance per step of the mode-jumping move after warm-up (0 turns it
+            off).
     """
 
     num_chains: int = eqx.field(static=True, default=100)
     num_warmup: int = eqx.field(static=True, default=1000)
     thin: int = eqx.field(static=True, default=10)
     num_init_candidates: int = eqx.field(static=True, default=20)
+    jump_probability: float = eqx.field(static=True, default=0.5)
+
+    def __check_init__(self):
+        if not 0.0 <= self.jump_probability < 1.0:
+            raise ValueError(
+                f"`jump_probability` must be in [0, 1), got {self.jump_probability!r}."
+            )
 
     def run(self, key, target, num_samples):
         # Short chains make split R-hat and the ESS unreliable: keep at least 100 draws each.
@@ -158,14 +175,42 @@ class MetropolisHastings(AbstractSampler):
         # One scan body for warm-up and sampling, so the density is compiled once. Steps in
         # [half/2, half) accumulate each chain's moments; at step `half` the proposal
         # covariances are set from them (Haario et al. 2001) and the step sizes restart.
+        # Steps in [late, num_warmup) accumulate each chain's moments once more: at the end of
+        # warm-up they become the components of the fixed mode-jumping mixture.
+        late = half + (num_warmup - half) // 2
+        jump = float(self.jump_probability)
+        log_num = jnp.log(float(num_chains))
+
+        def mixture_log_prob(x, means, inv_chols, log_dets):
+            # log (1/C) sum_j N(x_i; m_j, S_j) for every row x_i (C components), S_j = L_j L_j^T.
+            diff = x[:, None, :] - means[None]  # (n, C, d)
+            z = jnp.einsum("cij,ncj->nci", inv_chols, diff)
+            quad = jnp.sum(z**2, -1)  # (n, C)
+            logn = -0.5 * (quad + d * jnp.log(2 * jnp.pi)) - log_dets[None]
+            return jax.nn.logsumexp(logn, axis=1) - log_num
+
         def step(state, inputs):
-            theta, lp, log_scale, chol, s1, s2, count = state
+            theta, lp, log_scale, chol, s1, s2, count, mix, late_moments = state
             k, t = inputs
-            k_prop, k_acc = jax.random.split(k)
+            k_prop, k_acc, k_jump, k_comp, k_mix = jax.random.split(k, 5)
             eps = jax.random.normal(k_prop, theta.shape)
             prop = theta + jnp.exp(log_scale)[:, None] * jnp.einsum("cij,cj->ci", chol, eps)
+            log_correction = jnp.zeros_like(lp)
+            if jump > 0.0:
+                means, chols, inv_chols, log_dets = mix
+                comp = jax.random.randint(k_comp, lp.shape, 0, num_chains)
+                z = jax.random.normal(k_mix, theta.shape)
+                prop_mix = means[comp] + jnp.einsum("cij,cj->ci", chols[comp], z)
+                jumping = (jax.random.uniform(k_jump, lp.shape) < jump) & (t >= num_warmup)
+                prop = jnp.where(jumping[:, None], prop_mix, prop)
+                log_q = mixture_log_prob(
+                    jnp.concatenate([theta, prop]), means, inv_chols, log_dets
+                )
+                log_correction = jnp.where(
+                    jumping, log_q[:num_chains] - log_q[num_chains:], 0.0
+                )
             lp_prop = jax.vmap(target.log_density)(prop)
-            log_alpha = jnp.where(jnp.isfinite(lp_prop), lp_prop - lp, -jnp.inf)
+            log_alpha = jnp.where(jnp.isfinite(lp_prop), lp_prop - lp + log_correction, -jnp.inf)
             log_alpha = jnp.where(jnp.isnan(log_alpha), -jnp.inf, log_alpha)
             accept_prob = jnp.exp(jnp.minimum(log_alpha, 0.0))
             accept = jax.random.uniform(k_acc, lp.shape) < accept_prob
@@ -199,12 +244,48 @@ class MetropolisHastings(AbstractSampler):
             chol, log_scale = jax.lax.cond(
                 t == half, adapt, lambda _: (chol, log_scale), None
             )
-            return (theta, lp, log_scale, chol, s1, s2, count), (theta, accept_prob)
+            if jump > 0.0:
+                m1, m2, m_count = late_moments
+                rec = (t >= late) & (t < num_warmup)
+                m1 = m1 + jnp.where(rec, theta, 0.0)
+                m2 = m2 + jnp.where(rec, theta[:, :, None] * theta[:, None, :], 0.0)
+                m_count = m_count + rec
+                late_moments = (m1, m2, m_count)
+
+                def fit_mixture(_):
+                    n = jnp.maximum(m_count, 2.0)
+                    mean = m1 / n
+                    own = (m2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
+                    grand = jnp.mean(m1, 0) / n
+                    pooled = jnp.mean(m2, 0) / n - jnp.outer(grand, grand)
+                    # Each chain's own shape, widened (heavier coverage than the mode itself)
+                    # and shrunk a little towards the pooled covariance so it never collapses.
+                    cov = 1.5 * (0.9 * own + 0.1 * jnp.trace(pooled) / d * eye) + 1e-10 * eye
+                    chols = jax.vmap(jnp.linalg.cholesky)(cov)
+                    ok = jnp.all(jnp.isfinite(chols), axis=(1, 2))[:, None, None]
+                    fallback = jnp.linalg.cholesky(pooled + 1e-10 * eye)
+                    chols = jnp.where(ok, chols, fallback)
+                    log_dets = jnp.sum(jnp.log(jnp.diagonal(chols, axis1=1, axis2=2)), -1)
+                    inv_chols = jax.vmap(
+                        lambda L: jax.scipy.linalg.solve_triangular(L, eye, lower=True)
+                    )(chols)
+                    return mean, chols, inv_chols, log_dets
+
+                mix = jax.lax.cond(t == num_warmup - 1, fit_mixture, lambda _: mix, None)
+            return (
+                (theta, lp, log_scale, chol, s1, s2, count, mix, late_moments),
+                (theta, accept_prob),
+            )
 
         log_p = jax.vmap(target.log_density)(init)
+        inv0 = jax.scipy.linalg.solve_triangular(chol0, eye, lower=True)
+        mix0 = (init, jnp.broadcast_to(chol0, (num_chains, d, d)),
+                jnp.broadcast_to(inv0, (num_chains, d, d)),
+                jnp.full(num_chains, jnp.sum(jnp.log(jnp.diagonal(chol0)))))
         state = (
             init, log_p, jnp.zeros(num_chains), jnp.broadcast_to(chol0, (num_chains, d, d)),
             jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(()),
+            mix0, (jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(())),
         )
         _, (traj, acc) = jax.lax.scan(
             step, state, (jax.random.split(k_run, total), jnp.arange(total))

@@ -96,16 +96,20 @@ def sequential_table(rows) -> list[str]:
         "**Sequential vs amortized** (`python benchmarks/sbi_methods.py --sequential --tasks "
         f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations "
         f"{' '.join(map(str, budgets))}`: amortized NPE against truncated sequential NPE and "
-        "NRE (TSNPE, TSNRE) with the same total number of simulations, split over 3 rounds; "
+        "NRE (TSNPE, TSNRE) and sequential NLE (SNLE) with the same total number of "
+        "simulations, split over 3 rounds; "
         "C2ST against the references of the table above)",
         "",
-        "| task | simulations | NPE (amortized) | TSNPE | TSNRE |",
-        "|---|---|---|---|---|",
     ]
+    methods = [m for m in ("tsnpe", "tsnre", "snle") if any(f"{m}_c2st" in r for r in rows)]
+    out.append("| task | simulations | NPE (amortized) | "
+               + " | ".join(m.upper() for m in methods) + " |")
+    out.append("|---|---|---|" + "---|" * len(methods))
+    cell = lambda r, m: f"{r[f'{m}_c2st']:.3f}" if f"{m}_c2st" in r else "-"  # noqa: E731
     for r in rows:
         out.append(
-            f"| {r['task']} | {r['num_simulations']:,} | {r['npe_c2st']:.3f} | "
-            f"{r['tsnpe_c2st']:.3f} | {r['tsnre_c2st']:.3f} |"
+            f"| {r['task']} | {r['num_simulations']:,} | {cell(r, 'npe')} | "
+            + " | ".join(cell(r, m) for m in methods) + " |"
         )
     return out
 
@@ -181,12 +185,18 @@ def boed_table(res) -> list[str]:
 
 
 def dad_table(res) -> list[str]:
+    def command(section, extra):
+        a = res.get(f"{section}_args") or res.get("args", {})
+        opts = " ".join(f"--{k.replace('_', '-')} {a[k]}" for k in extra if k in a)
+        return f"`python benchmarks/boed.py --only {section} {opts}`"
+
+    common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
-        "**Sequential design policies** (`python benchmarks/boed.py --only death_process "
-        "--eval-outer 2048 --eval-inner 20000 --death-steps 2000` and `--only hyperbolic "
-        "--hyperbolic-steps 2000 --train-outer 64 --train-inner 256 --eval-outer 2048 "
-        "--eval-inner 20000`, merged in `results/boed_dad.json`; total EIG over T "
-        "experiments, sPCE lower / sNMC upper bound)",
+        "**Sequential design policies** ("
+        + command("death_process", ["death_steps"] + common) + " and "
+        + command("hyperbolic", ["hyperbolic_steps", "hyperbolic_lr"] + common)
+        + ", merged in `results/boed_dad.json`; total EIG over T experiments, sPCE lower / "
+        "sNMC upper bound)",
         "",
         "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
         "| s per design |",

@@ -152,28 +152,47 @@ def run_sbi(method, name, sim, theta, x, x_o, num_samples):
     return jnp.asarray(samples.numpy()), {"train_s": t_train, "sample_s": t_sample}
 
 
+SEQUENTIAL = {
+    "tsnpe": lambda: (jg.sbi.sequential_npe, {"truncate": True}),
+    "tsnre": lambda: (jg.sbi.sequential_nre, {"truncate": True}),
+    "snle": lambda: (jg.sbi.sequential_nle, {}),
+}
+
+
 def run_sequential(args):
+    """Amortized NPE against sequential methods at each total budget (rows merge into --out,
+    keyed by task and budget, so methods can be added in later runs)."""
     rows = []
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            rows = json.load(f)
     for name in args.tasks:
         sim, x_o, reference, ref_kind = task(name)
         ref = reference(jax.random.key(7), args.num_samples)
         for n in args.num_simulations:
             key = jax.random.key(n)
-            row = {"task": name, "num_simulations": n, "reference": ref_kind}
-            t0 = time.perf_counter()
-            theta, x = jg.simulate(key, sim, n)
-            post = jg.sbi.npe(key, theta, x, prior=sim.prior)
-            row["npe_c2st"] = jg.sbi.c2st(post.sample(key, x_o, args.num_samples), ref)
-            row["npe_s"] = time.perf_counter() - t0
-            for method, fn in (("tsnpe", jg.sbi.sequential_npe), ("tsnre", jg.sbi.sequential_nre)):
+            row = next((r for r in rows if r["task"] == name and r["num_simulations"] == n),
+                       None)
+            if row is None:
+                row = {"task": name, "num_simulations": n}
+                rows.append(row)
+            row["reference"] = ref_kind
+            row["rounds"] = args.rounds
+            if not args.skip_amortized:
+                t0 = time.perf_counter()
+                theta, x = jg.simulate(key, sim, n)
+                post = jg.sbi.npe(key, theta, x, prior=sim.prior)
+                row["npe_c2st"] = jg.sbi.c2st(post.sample(key, x_o, args.num_samples), ref)
+                row["npe_s"] = time.perf_counter() - t0
+            for method in args.sequential_methods:
+                fn, options = SEQUENTIAL[method]()
                 t0 = time.perf_counter()
                 res = fn(key, sim, x_o, num_rounds=args.rounds,
-                         num_simulations=n // args.rounds, truncate=True)
+                         num_simulations=n // args.rounds, **options)
                 samples = res.posterior.sample(key, x_o, args.num_samples)
                 row[f"{method}_c2st"] = jg.sbi.c2st(samples, ref)
                 row[f"{method}_s"] = time.perf_counter() - t0
             print(json.dumps(row), flush=True)
-            rows.append(row)
             with open(args.out, "w") as f:
                 json.dump(rows, f, indent=1)
 
@@ -191,6 +210,10 @@ def main():
     parser.add_argument("--sequential", action="store_true",
                         help="compare amortized NPE with truncated sequential NPE (TSNPE) and "
                              "truncated sequential NRE at each budget instead")
+    parser.add_argument("--sequential-methods", nargs="+", default=list(SEQUENTIAL),
+                        choices=list(SEQUENTIAL))
+    parser.add_argument("--skip-amortized", action="store_true",
+                        help="with --sequential: keep the amortized NPE figures already in --out")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the sequential methods (the budget is split evenly)")
     parser.add_argument("--out", default=None,

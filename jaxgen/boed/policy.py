@@ -153,9 +153,10 @@ def _spce_terms(policy, key, simulator, num_experiments, num_outer, num_inner, s
     """Per-outer-sample sPCE terms (and NMC terms) of the policy, with chunked contrasts."""
     _, chunk = inner_chunking(num_outer, num_inner, 2**18)
 
-    def one(k):
+    def one(k, theta0=None):
         k_theta, k_roll, k_in = jax.random.split(k, 3)
-        theta0 = simulator.prior.sample(k_theta)
+        if theta0 is None:
+            theta0 = simulator.prior.sample(k_theta)
         designs, outcomes = policy.rollout(
             k_roll, simulator, theta0, num_experiments, detach_outcomes=score
         )
@@ -186,6 +187,7 @@ def train_policy(
     num_inner: int = 1024,
     learning_rate: float = 1e-3,
     score_gradient: bool = False,
+    rollouts_per_theta: int | None = None,
     policy: DesignPolicy | None = None,
 ) -> tuple[DesignPolicy, PolicyTraining]:
     """Train a Deep-Adaptive-Design policy by ascending the sPCE bound on the total EIG.
@@ -208,6 +210,15 @@ def train_policy(
             samples per episode.
         learning_rate: Adam step size.
         score_gradient: use the score-function gradient (non-differentiable outcomes).
+        rollouts_per_theta: with the score-function gradient, episodes share each drawn
+            ``theta_0`` in groups of this size, and each episode's baseline is the mean
+            objective of the OTHER episodes at the same ``theta_0``. The baseline may depend on
+            ``theta_0`` (drawn before any outcome), so the gradient stays unbiased, and it
+            removes the large part of the variance that comes from how informative the
+            experiments are for that ``theta_0``; but with few episodes per group the baseline
+            itself is noisy, so it pays only when outcomes vary mostly with ``theta_0``.
+            Default 1: one leave-one-out baseline over all episodes. (``num_outer`` is rounded
+            down to a multiple.)
         policy: continue training this policy instead of a new one.
 
     Returns:
@@ -244,12 +255,29 @@ def train_policy(
     train_params, fixed_params = eqx.partition(params, spec)
     optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
 
+    if rollouts_per_theta is None:
+        rollouts_per_theta = 1
+    check_positive_int("rollouts_per_theta", rollouts_per_theta)
+    group = min(rollouts_per_theta, num_outer) if score_gradient else 1
+    num_groups = max(num_outer // group, 1)
+
     def loss(p, k):
         pol = eqx.combine(p, fixed_params, static)
         one = _spce_terms(pol, k, simulator, num_experiments, num_outer, num_inner, score_gradient)
-        lower, _, log_lik0 = jax.vmap(one)(jax.random.split(k, num_outer))
-        if score_gradient:
-            lower = _score_surrogate(lower, log_lik0)
+        if group == 1:
+            lower, _, log_lik0 = jax.vmap(one)(jax.random.split(k, num_outer))
+            if score_gradient:
+                lower = _score_surrogate(lower, log_lik0)
+            return -jnp.mean(lower)
+        k_theta, k_roll = jax.random.split(k)
+        thetas = simulator.prior.sample(k_theta, (num_groups,))
+
+        def episodes(theta0, kk):
+            return jax.vmap(lambda k2: one(k2, theta0))(jax.random.split(kk, group))
+
+        lower, _, log_lik0 = jax.vmap(episodes)(thetas, jax.random.split(k_roll, num_groups))
+        # Leave-one-out baseline within each group of episodes sharing theta_0.
+        lower = jax.vmap(_score_surrogate)(lower, log_lik0)
         return -jnp.mean(lower)
 
     block = min(num_steps, 250)

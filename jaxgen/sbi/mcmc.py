@@ -174,10 +174,10 @@ class MetropolisHastings(AbstractSampler):
 
         # One scan body for warm-up and sampling, so the density is compiled once. Steps in
         # [half/2, half) accumulate each chain's moments; at step `half` the proposal
-        # covariances are set from them (Haario et al. 2001) and the step sizes restart.
-        # Steps in [late, num_warmup) accumulate each chain's moments once more: at the end of
-        # warm-up they become the components of the fixed mode-jumping mixture.
-        late = half + (num_warmup - half) // 2
+        # covariances are set from them (Haario et al. 2001) and the step sizes restart. The
+        # same accumulators then collect steps [late, num_warmup): at the end of warm-up they
+        # become the components of the fixed mode-jumping mixture.
+        late = max(half + (num_warmup - half) // 2, half + 1)
         jump = float(self.jump_probability)
         log_num = jnp.log(float(num_chains))
 
@@ -189,93 +189,100 @@ class MetropolisHastings(AbstractSampler):
             logn = -0.5 * (quad + d * jnp.log(2 * jnp.pi)) - log_dets[None]
             return jax.nn.logsumexp(logn, axis=1) - log_num
 
+        def moments(s1, s2, count):
+            n = jnp.maximum(count, 2.0)
+            mean = s1 / n
+            own = (s2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
+            grand = jnp.mean(s1, 0) / n
+            pooled = jnp.mean(s2, 0) / n - jnp.outer(grand, grand)
+            return mean, own, pooled
+
         def step(state, inputs):
-            theta, lp, log_scale, chol, s1, s2, count, mix, late_moments = state
+            theta, lp, log_scale, chol, s1, s2, count, mix = state
             k, t = inputs
-            k_prop, k_acc, k_jump, k_comp, k_mix = jax.random.split(k, 5)
-            eps = jax.random.normal(k_prop, theta.shape)
-            prop = theta + jnp.exp(log_scale)[:, None] * jnp.einsum("cij,cj->ci", chol, eps)
-            log_correction = jnp.zeros_like(lp)
-            if jump > 0.0:
+            k_normal, k_uniform = jax.random.split(k)
+            normals = jax.random.normal(k_normal, (2,) + theta.shape)
+            uniforms = jax.random.uniform(k_uniform, (3,) + lp.shape)
+            prop = theta + jnp.exp(log_scale)[:, None] * jnp.einsum(
+                "cij,cj->ci", chol, normals[0]
+            )
+
+            def jump_move(prop):
+                # After warm-up: some chains propose from the fixed mixture instead.
                 means, chols, inv_chols, log_dets = mix
-                comp = jax.random.randint(k_comp, lp.shape, 0, num_chains)
-                z = jax.random.normal(k_mix, theta.shape)
-                prop_mix = means[comp] + jnp.einsum("cij,cj->ci", chols[comp], z)
-                jumping = (jax.random.uniform(k_jump, lp.shape) < jump) & (t >= num_warmup)
+                comp = jnp.minimum((uniforms[1] * num_chains).astype(jnp.int32), num_chains - 1)
+                prop_mix = means[comp] + jnp.einsum("cij,cj->ci", chols[comp], normals[1])
+                jumping = uniforms[2] < jump
                 prop = jnp.where(jumping[:, None], prop_mix, prop)
                 log_q = mixture_log_prob(
                     jnp.concatenate([theta, prop]), means, inv_chols, log_dets
                 )
-                log_correction = jnp.where(
-                    jumping, log_q[:num_chains] - log_q[num_chains:], 0.0
+                return prop, jnp.where(jumping, log_q[:num_chains] - log_q[num_chains:], 0.0)
+
+            if jump > 0.0:
+                prop, log_correction = jax.lax.cond(
+                    t >= num_warmup, jump_move, lambda p: (p, jnp.zeros_like(lp)), prop
                 )
+            else:
+                log_correction = jnp.zeros_like(lp)
             lp_prop = jax.vmap(target.log_density)(prop)
             log_alpha = jnp.where(jnp.isfinite(lp_prop), lp_prop - lp + log_correction, -jnp.inf)
             log_alpha = jnp.where(jnp.isnan(log_alpha), -jnp.inf, log_alpha)
             accept_prob = jnp.exp(jnp.minimum(log_alpha, 0.0))
-            accept = jax.random.uniform(k_acc, lp.shape) < accept_prob
+            accept = uniforms[0] < accept_prob
             theta = jnp.where(accept[:, None], prop, theta)
             lp = jnp.where(accept, lp_prop, lp)
             stage_t = jnp.where(t < half, t, t - half).astype(float)
             rate = jnp.where(t < num_warmup, 3.0 / (1.0 + stage_t) ** 0.6, 0.0)
             log_scale = log_scale + rate * (accept_prob - target_accept)
-            record = (t >= half // 2) & (t < half)
+            record = ((t >= half // 2) & (t < half)) | ((t >= late) & (t < num_warmup))
             s1 = s1 + jnp.where(record, theta, 0.0)
             s2 = s2 + jnp.where(record, theta[:, :, None] * theta[:, None, :], 0.0)
             count = count + record
 
             def adapt(_):
-                n = jnp.maximum(count, 2.0)
-                mean = s1 / n
-                own = (s2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
+                mean, own, pooled = moments(s1, s2, count)
                 # The pooled covariance of all chains' windows is the reliable part (each
                 # chain's own window is short and autocorrelated); a little of the chain's own
                 # shape helps on multimodal or curved posteriors.
-                grand = jnp.mean(s1, 0) / n
-                pooled = jnp.mean(s2, 0) / n - jnp.outer(grand, grand)
                 cov = 0.2 * own + 0.8 * pooled
                 # Shrink towards a scaled identity so no direction collapses when the window
                 # saw little movement along it.
                 cov = 0.9 * cov + 0.1 * jnp.trace(pooled) / d * eye + 1e-10 * eye
                 new = jax.vmap(jnp.linalg.cholesky)(cov * 2.38**2 / d)
                 ok = jnp.all(jnp.isfinite(new), axis=(1, 2))[:, None, None]
-                return jnp.where(ok, new, chol), jnp.zeros_like(log_scale)
+                # The accumulators restart for the mixture's window.
+                return (jnp.where(ok, new, chol), jnp.zeros_like(log_scale),
+                        jnp.zeros_like(s1), jnp.zeros_like(s2), jnp.zeros_like(count))
 
-            chol, log_scale = jax.lax.cond(
-                t == half, adapt, lambda _: (chol, log_scale), None
+            chol, log_scale, s1, s2, count = jax.lax.cond(
+                t == half, adapt, lambda _: (chol, log_scale, s1, s2, count), None
             )
+
+            def fit_mixture(_):
+                mean, own, pooled = moments(s1, s2, count)
+                # A warm-up too short for its window: centre the components on the chains'
+                # states with the random walk's own proposal shapes.
+                short = count < 2
+                walk = jnp.einsum("cij,ckj->cik", chol, chol) * d / 2.38**2
+                mean = jnp.where(short, theta, mean)
+                own = jnp.where(short, walk, own)
+                pooled = jnp.where(short, jnp.mean(walk, 0), pooled)
+                # Each chain's own shape, widened (heavier coverage than the mode itself) and
+                # shrunk a little towards the pooled scale so it never collapses.
+                cov = 1.5 * (0.9 * own + 0.1 * jnp.trace(pooled) / d * eye) + 1e-10 * eye
+                chols = jax.vmap(jnp.linalg.cholesky)(cov)
+                ok = jnp.all(jnp.isfinite(chols), axis=(1, 2))[:, None, None]
+                chols = jnp.where(ok, chols, jnp.linalg.cholesky(pooled + 1e-10 * eye))
+                log_dets = jnp.sum(jnp.log(jnp.diagonal(chols, axis1=1, axis2=2)), -1)
+                inv_chols = jax.vmap(
+                    lambda L: jax.scipy.linalg.solve_triangular(L, eye, lower=True)
+                )(chols)
+                return mean, chols, inv_chols, log_dets
+
             if jump > 0.0:
-                m1, m2, m_count = late_moments
-                rec = (t >= late) & (t < num_warmup)
-                m1 = m1 + jnp.where(rec, theta, 0.0)
-                m2 = m2 + jnp.where(rec, theta[:, :, None] * theta[:, None, :], 0.0)
-                m_count = m_count + rec
-                late_moments = (m1, m2, m_count)
-
-                def fit_mixture(_):
-                    n = jnp.maximum(m_count, 2.0)
-                    mean = m1 / n
-                    own = (m2 - n * mean[:, :, None] * mean[:, None, :]) / (n - 1)
-                    grand = jnp.mean(m1, 0) / n
-                    pooled = jnp.mean(m2, 0) / n - jnp.outer(grand, grand)
-                    # Each chain's own shape, widened (heavier coverage than the mode itself)
-                    # and shrunk a little towards the pooled covariance so it never collapses.
-                    cov = 1.5 * (0.9 * own + 0.1 * jnp.trace(pooled) / d * eye) + 1e-10 * eye
-                    chols = jax.vmap(jnp.linalg.cholesky)(cov)
-                    ok = jnp.all(jnp.isfinite(chols), axis=(1, 2))[:, None, None]
-                    fallback = jnp.linalg.cholesky(pooled + 1e-10 * eye)
-                    chols = jnp.where(ok, chols, fallback)
-                    log_dets = jnp.sum(jnp.log(jnp.diagonal(chols, axis1=1, axis2=2)), -1)
-                    inv_chols = jax.vmap(
-                        lambda L: jax.scipy.linalg.solve_triangular(L, eye, lower=True)
-                    )(chols)
-                    return mean, chols, inv_chols, log_dets
-
                 mix = jax.lax.cond(t == num_warmup - 1, fit_mixture, lambda _: mix, None)
-            return (
-                (theta, lp, log_scale, chol, s1, s2, count, mix, late_moments),
-                (theta, accept_prob),
-            )
+            return (theta, lp, log_scale, chol, s1, s2, count, mix), (theta, accept_prob)
 
         log_p = jax.vmap(target.log_density)(init)
         inv0 = jax.scipy.linalg.solve_triangular(chol0, eye, lower=True)
@@ -284,8 +291,7 @@ class MetropolisHastings(AbstractSampler):
                 jnp.full(num_chains, jnp.sum(jnp.log(jnp.diagonal(chol0)))))
         state = (
             init, log_p, jnp.zeros(num_chains), jnp.broadcast_to(chol0, (num_chains, d, d)),
-            jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(()),
-            mix0, (jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(())),
+            jnp.zeros((num_chains, d)), jnp.zeros((num_chains, d, d)), jnp.zeros(()), mix0,
         )
         _, (traj, acc) = jax.lax.scan(
             step, state, (jax.random.split(k_run, total), jnp.arange(total))

@@ -45,3 +45,11 @@ def test_evaluate_policy_brackets(trained):
     assert abs(ev.upper - ev.lower) < 4 * ev.lower_stderr + 0.05
     assert ev.lower > 0.5  # two counts of 50 people are informative about the rate
     assert ev.seconds_per_design > 0
+
+
+def test_rollouts_per_theta_must_be_positive():
+    with pytest.raises(ValueError, match="rollouts_per_theta"):
+        jg.boed.train_policy(
+            jax.random.key(0), jg.simulators.DeathProcess(), 2, num_steps=1, num_outer=4,
+            num_inner=4, score_gradient=True, rollouts_per_theta=0,
+        )

@@ -105,13 +105,16 @@ def death_process(key, args):
     fixed.update(design=np.asarray(best.design).tolist(), seconds=seconds, published=2.023)
     policy, log = jg.boed.train_policy(
         k3, sim, 4, num_steps=args.death_steps, num_outer=args.train_outer,
-        num_inner=args.train_inner, score_gradient=True,
+        num_inner=args.train_inner, score_gradient=True, learning_rate=args.death_lr,
+        final_learning_rate=args.death_lr * args.final_lr_fraction,
     )
     ev = jg.boed.evaluate_policy(k4, sim, policy, 4, num_outer=args.eval_outer,
                                  num_inner=args.eval_inner)
     dad = {"lower": ev.lower, "lower_stderr": ev.lower_stderr, "upper": ev.upper,
                "upper_stderr": ev.upper_stderr, "train_seconds": log.wall_time,
-               "train_steps": args.death_steps, "seconds_per_design": ev.seconds_per_design,
+               "train_steps": args.death_steps, "learning_rate": args.death_lr,
+               "final_learning_rate": args.death_lr * args.final_lr_fraction,
+               "seconds_per_design": ev.seconds_per_design,
                "published": 2.113}
     return {"T": 4, "num_inner": args.eval_inner, "num_outer": args.eval_outer, "fixed": fixed, "dad": dad}
 
@@ -122,12 +125,14 @@ def hyperbolic(key, args):
     policy, log = jg.boed.train_policy(
         k1, sim, 20, num_steps=args.hyperbolic_steps, num_outer=args.train_outer,
         num_inner=args.train_inner, score_gradient=True, learning_rate=args.hyperbolic_lr,
+        final_learning_rate=args.hyperbolic_lr * args.final_lr_fraction,
     )
     ev = jg.boed.evaluate_policy(k2, sim, policy, 20, num_outer=args.eval_outer,
                                  num_inner=args.eval_inner)
     return {"T": 20, "lower": ev.lower, "lower_stderr": ev.lower_stderr, "upper": ev.upper,
                 "upper_stderr": ev.upper_stderr, "train_seconds": log.wall_time,
                 "train_steps": args.hyperbolic_steps, "learning_rate": args.hyperbolic_lr,
+                "final_learning_rate": args.hyperbolic_lr * args.final_lr_fraction,
                 "train_outer": args.train_outer, "train_inner": args.train_inner,
                 "seconds_per_design": ev.seconds_per_design,
                 "num_inner": args.eval_inner, "published_dad": 5.021}
@@ -175,6 +180,9 @@ def main():
     parser.add_argument("--lg-learned-repeats", type=int, default=20)
     parser.add_argument("--death-steps", type=int, default=3000,
                         help="DAD training steps (Foster et al. 2021 train far longer)")
+    parser.add_argument("--death-lr", type=float, default=1e-3)
+    parser.add_argument("--final-lr-fraction", type=float, default=0.05,
+                        help="policy step sizes decay along a cosine to this fraction (1: constant)")
     parser.add_argument("--hyperbolic-steps", type=int, default=1000)
     parser.add_argument("--hyperbolic-lr", type=float, default=1e-4,
                         help="Adam step size of the hyperbolic policy (Foster et al. use 1e-4; "

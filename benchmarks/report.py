@@ -70,8 +70,8 @@ def methods_table(rows) -> list[str]:
         f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations {n}`; "
         f"{ref_text}; {rows[0]['num_samples']:,} posterior samples by "
         f"MCMC for one observation; the same method on both sides (sbi's `NRE` is NRE-B); "
-        f"jaxgen's first sampling call includes compilation; R-hat "
-        f"above 1.05 is reported with a warning, as for the bimodal two-moons posterior)",
+        f"jaxgen's first sampling call includes compilation; "
+        f"R-hat above 1.05 is reported with a warning, never silently)",
         "",
         "| task | method | C2ST jaxgen | C2ST sbi | train s jaxgen / sbi | sample s jaxgen "
         "(first / compiled) / sbi | R-hat jaxgen |",
@@ -193,8 +193,10 @@ def dad_table(res) -> list[str]:
     common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
         "**Sequential design policies** ("
-        + command("death_process", ["death_steps"] + common) + " and "
-        + command("hyperbolic", ["hyperbolic_steps", "hyperbolic_lr"] + common)
+        + command("death_process", ["death_steps", "death_lr", "final_lr_fraction"] + common)
+        + " and "
+        + command("hyperbolic", ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"]
+                  + common)
         + ", merged in `results/boed_dad.json`; total EIG over T experiments, sPCE lower / "
         "sNMC upper bound)",
         "",

@@ -186,8 +186,9 @@ def train_policy(
     num_outer: int = 128,
     num_inner: int = 1024,
     learning_rate: float = 1e-3,
+    final_learning_rate: float | None = None,
     score_gradient: bool = False,
-    rollouts_per_theta: int | None = None,
+    rollouts_per_theta: int = 1,
     policy: DesignPolicy | None = None,
 ) -> tuple[DesignPolicy, PolicyTraining]:
     """Train a Deep-Adaptive-Design policy by ascending the sPCE bound on the total EIG.
@@ -208,7 +209,11 @@ def train_policy(
             ``design_bounds()`` as a box, else unconstrained).
         num_steps: optimizer steps; num_outer: episodes per step; num_inner: contrastive
             samples per episode.
-        learning_rate: Adam step size.
+        learning_rate: Adam step size at the start.
+        final_learning_rate: the step size decays along a cosine to this value at the last
+            step (default ``learning_rate / 20``; pass ``learning_rate`` for a constant one).
+            Score-function gradients are noisy: a large step size finds good designs fast
+            and then wanders away from them, a decaying one settles.
         score_gradient: use the score-function gradient (non-differentiable outcomes).
         rollouts_per_theta: with the score-function gradient, episodes share each drawn
             ``theta_0`` in groups of this size, and each episode's baseline is the mean
@@ -217,8 +222,8 @@ def train_policy(
             removes the large part of the variance that comes from how informative the
             experiments are for that ``theta_0``; but with few episodes per group the baseline
             itself is noisy, so it pays only when outcomes vary mostly with ``theta_0``.
-            Default 1: one leave-one-out baseline over all episodes. (``num_outer`` is rounded
-            down to a multiple.)
+            The default, 1, uses one leave-one-out baseline over all episodes. (``num_outer``
+            is rounded down to a multiple.)
         policy: continue training this policy instead of a new one.
 
     Returns:
@@ -253,10 +258,15 @@ def train_policy(
         lambda p: (p.design_scaler, p.x_scaler, p.constraint), spec, replace=(False,) * 3
     )
     train_params, fixed_params = eqx.partition(params, spec)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
+    final = learning_rate / 20 if final_learning_rate is None else final_learning_rate
+    if not (learning_rate > 0 and final > 0):
+        raise ValueError(
+            f"`learning_rate` and `final_learning_rate` must be positive, got "
+            f"{learning_rate!r} and {final_learning_rate!r}."
+        )
+    schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=final / learning_rate)
+    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
 
-    if rollouts_per_theta is None:
-        rollouts_per_theta = 1
     check_positive_int("rollouts_per_theta", rollouts_per_theta)
     group = min(rollouts_per_theta, num_outer) if score_gradient else 1
     num_groups = max(num_outer // group, 1)

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from jax.scipy.special import erf
 from jax.scipy.stats import norm
 from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.distributions import constraints
@@ -50,7 +51,11 @@ class HyperbolicDiscounting(AbstractSimulator):
 
         log k ~ N(-4.25, 1.5),  alpha ~ HalfNormal(2)
         V_now = R,   V_later = 100 / (1 + k D)
-        P(x = 1) = eps + (1 - 2 eps) Phi((V_now - V_later) / alpha),   eps = 0.01
+        P(x = 1) = eps + (1 - 2 eps) (1 + erf((V_now - V_later) / alpha)) / 2,   eps = 0.01
+
+    The choice link ``(1 + erf(z)) / 2 = Phi(sqrt(2) z)`` is the one of Foster et al.'s
+    reference implementation, behind the published EIG figures; with ``link="probit"`` the link
+    is ``Phi(z)`` instead (answers noisier by a factor sqrt(2), so less informative).
 
     The design of one question is ``(R, D)``, shape ``(2,)``; ``T`` questions are an array of
     shape ``(T, 2)`` and ``x`` has one binary answer per question. Answers are discrete:
@@ -59,12 +64,16 @@ class HyperbolicDiscounting(AbstractSimulator):
     """
 
     epsilon: float = eqx.field(static=True)
+    link: str = eqx.field(static=True)
     prior: dist.Distribution
 
-    def __init__(self, epsilon: float = 0.01):
+    def __init__(self, epsilon: float = 0.01, link: str = "erf"):
         if not 0 <= epsilon < 0.5:
             raise ValueError(f"`epsilon` must be in [0, 0.5), got {epsilon!r}.")
+        if link not in ("erf", "probit"):
+            raise ValueError(f"`link` must be 'erf' or 'probit', got {link!r}.")
         self.epsilon = float(epsilon)
+        self.link = link
         self.prior = _LogKAlphaPrior()
 
     def default_design(self) -> Float[Array, "1 2"]:
@@ -89,7 +98,9 @@ class HyperbolicDiscounting(AbstractSimulator):
         reward, delay = design[..., 0], design[..., 1]
         later = 100.0 / (1.0 + jnp.exp(theta[0]) * delay)
         alpha = jnp.maximum(theta[1], 1e-6)
-        return self.epsilon + (1.0 - 2.0 * self.epsilon) * norm.cdf((reward - later) / alpha)
+        z = (reward - later) / alpha
+        choice = 0.5 * (1.0 + erf(z)) if self.link == "erf" else norm.cdf(z)
+        return self.epsilon + (1.0 - 2.0 * self.epsilon) * choice
 
     def __call__(
         self, key: PRNGKeyArray, theta: Float[Array, " 2"], design: Float[Array, "*shape 2"] = None

@@ -11,6 +11,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..simulators import AbstractSimulator
@@ -93,6 +94,25 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
     return value
+
+
+def decaying_adam(
+    learning_rate: float, final_learning_rate: float | None, num_steps: int
+) -> optax.GradientTransformation:
+    """Adam (gradients clipped to norm 10) whose step size decays along a cosine from
+    ``learning_rate`` to ``final_learning_rate`` (default ``learning_rate / 20``) over
+    ``num_steps``. Stochastic EIG objectives are noisy: a constant step size keeps the last
+    iterate wandering around the optimum, a decaying one lets it settle."""
+    final = learning_rate / 20 if final_learning_rate is None else final_learning_rate
+    if not (learning_rate > 0 and final > 0):
+        raise ValueError(
+            f"`learning_rate` and `final_learning_rate` must be positive, got "
+            f"{learning_rate!r} and {final_learning_rate!r}."
+        )
+    schedule = optax.cosine_decay_schedule(
+        learning_rate, max(int(num_steps), 1), alpha=min(final / learning_rate, 1.0)
+    )
+    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
 
 
 def sample_joint(

@@ -110,7 +110,7 @@ class Box(AbstractConstraint):
         if self.log_scale is None:
             return self.low, self.high
         # safe logs: the linear coordinates' ends are not used through these
-        safe = lambda v: jnp.log(jnp.where(self.log_scale, v, 1.0))  # noqa: E731
+        safe = lambda v: jnp.log(jnp.where(self.log_scale, v, 1.0))
         return (jnp.where(self.log_scale, safe(self.low), self.low),
                 jnp.where(self.log_scale, safe(self.high), self.high))
 

@@ -10,12 +10,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import JaxgenWarning, check_key
 from ..simulators import AbstractSimulator
-from .base import AbstractEIGEstimator
+from .base import AbstractEIGEstimator, decaying_adam
 from .constraints import AbstractConstraint
 from .contrastive import PriorContrastive
 from .variational import InfoNCE
@@ -64,6 +63,7 @@ def fit_estimator(
     *,
     num_steps: int = 1000,
     learning_rate: float = 1e-3,
+    final_learning_rate: float | None = None,
 ) -> tuple[AbstractEIGEstimator, np.ndarray]:
     """Train an estimator's learned parts (critic, proposal, posterior) at a fixed design.
 
@@ -78,7 +78,9 @@ def fit_estimator(
         simulator: the simulator.
         design: the fixed design.
         num_steps: optimizer steps.
-        learning_rate: Adam step size.
+        learning_rate: Adam step size at the start; it decays along a cosine to
+            ``final_learning_rate`` (default ``learning_rate / 20``) at the last step, so the
+            critic settles instead of wandering with the noise of the objective.
 
     Returns:
         ``(estimator, objective_history)`` with the objective of every step.
@@ -95,7 +97,7 @@ def fit_estimator(
     if not estimator.is_learned:
         return estimator, np.zeros(0)
     params, static = eqx.partition(estimator, eqx.is_inexact_array)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
+    optimizer = decaying_adam(learning_rate, final_learning_rate, num_steps)
 
     @eqx.filter_jit
     def run(params, design, key):

@@ -10,13 +10,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_key
 from ..nn import MLP, Standardizer
 from ..simulators import AbstractSimulator
-from .base import check_likelihood, check_positive_int, chunked_logsumexp, inner_chunking
+from .base import (
+    check_likelihood,
+    check_positive_int,
+    chunked_logsumexp,
+    decaying_adam,
+    inner_chunking,
+)
 from .constraints import AbstractConstraint, Unconstrained, declared_constraint
 from .contrastive import _score_surrogate
 
@@ -258,14 +263,7 @@ def train_policy(
         lambda p: (p.design_scaler, p.x_scaler, p.constraint), spec, replace=(False,) * 3
     )
     train_params, fixed_params = eqx.partition(params, spec)
-    final = learning_rate / 20 if final_learning_rate is None else final_learning_rate
-    if not (learning_rate > 0 and final > 0):
-        raise ValueError(
-            f"`learning_rate` and `final_learning_rate` must be positive, got "
-            f"{learning_rate!r} and {final_learning_rate!r}."
-        )
-    schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=final / learning_rate)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
+    optimizer = decaying_adam(learning_rate, final_learning_rate, num_steps)
 
     check_positive_int("rollouts_per_theta", rollouts_per_theta)
     group = min(rollouts_per_theta, num_outer) if score_gradient else 1

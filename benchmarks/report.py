@@ -95,9 +95,10 @@ def sequential_table(rows) -> list[str]:
     out = [
         "**Sequential vs amortized** (`python benchmarks/sbi_methods.py --sequential --tasks "
         f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations "
-        f"{' '.join(map(str, budgets))}`: amortized NPE against truncated sequential NPE and "
-        "NRE (TSNPE, TSNRE) and sequential NLE (SNLE) with the same total number of "
-        "simulations, split over 3 rounds; "
+        f"{' '.join(map(str, budgets))}`, and for SNLE `--sequential --skip-amortized "
+        "--sequential-methods snle --num-simulations 1000 3000`: amortized NPE against "
+        "truncated sequential NPE and NRE (TSNPE, TSNRE) and sequential NLE (SNLE) with the "
+        "same total number of simulations, split over 3 rounds; "
         "C2ST against the references of the table above)",
         "",
     ]
@@ -118,7 +119,9 @@ def gold_table(res) -> list[str]:
     summary = res.get("summary", [])
     reps = len({r["repeat"] for r in res["rows"]})
     out = [
-        "**Mining gold** (`python benchmarks/sbi_gold.py`: NLE vs SCANDAL (NLE plus the joint "
+        "**Mining gold** (`python benchmarks/sbi_gold.py --budgets "
+        f"{' '.join(str(x['num_simulations']) for x in summary)} --repeats {reps}`: NLE vs "
+        "SCANDAL (NLE plus the joint "
         f"score from autodiff) on the PartonDetector toy, {res['num_events']} i.i.d. events, "
         f"C2ST against the exact posterior, mean +- s.e. over {reps} repetitions; the last "
         "column is the budget plain NLE needs for SCANDAL's accuracy, interpolated on NLE's "
@@ -159,13 +162,23 @@ def sweep_table(res) -> list[str]:
     return out
 
 
+def _lg_command(res) -> str:
+    a = res.get("linear_gaussian_args")
+    if not a:
+        return "`python benchmarks/boed.py`"
+    return (f"`python benchmarks/boed.py --only linear_gaussian --lg-outer {a['lg_outer']} "
+            f"--lg-inner {a['lg_inner']} --lg-repeats {a['lg_repeats']} --lg-learned-repeats "
+            f"{a['lg_learned_repeats']} --lg-train-steps {a['lg_train_steps']}`")
+
+
 def boed_table(res) -> list[str]:
     lg = res.get("linear_gaussian")
     out = []
     if lg:
         out += [
-            f"**EIG estimators on linear-Gaussian regression** (`python benchmarks/boed.py`; "
-            f"closed-form EIG {lg['exact']:.4f} nats)",
+            f"**EIG estimators on linear-Gaussian regression** ({_lg_command(res)}; "
+            f"closed-form EIG {lg['exact']:.4f} nats; learned estimators are trained, then "
+            f"scored on fresh samples)",
             "",
             "| estimator | kind | EIG (nats) | std. error | error vs exact | seconds |",
             "|---|---|---|---|---|---|",

@@ -92,13 +92,16 @@ def methods_table(rows) -> list[str]:
 
 def sequential_table(rows) -> list[str]:
     budgets = sorted({r["num_simulations"] for r in rows})
+    snle_budgets = sorted({r["num_simulations"] for r in rows if "snle_c2st" in r})
+    rounds = sorted({r.get("rounds", 3) for r in rows})
     out = [
         "**Sequential vs amortized** (`python benchmarks/sbi_methods.py --sequential --tasks "
         f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --num-simulations "
         f"{' '.join(map(str, budgets))}`, and for SNLE `--sequential --skip-amortized "
-        "--sequential-methods snle --num-simulations 1000 3000`: amortized NPE against "
+        f"--sequential-methods snle --num-simulations {' '.join(map(str, snle_budgets))}`: "
+        "amortized NPE against "
         "truncated sequential NPE and NRE (TSNPE, TSNRE) and sequential NLE (SNLE) with the "
-        "same total number of simulations, split over 3 rounds; "
+        f"same total number of simulations, split over {' or '.join(map(str, rounds))} rounds; "
         "C2ST against the references of the table above)",
         "",
     ]
@@ -130,9 +133,9 @@ def gold_table(res) -> list[str]:
         "| simulations | C2ST NLE | C2ST SCANDAL | NLE simulations for the same C2ST |",
         "|---|---|---|---|",
     ]
+    pm = lambda v, e: f"{v:.3f}" + ("" if e is None else f" +- {e:.3f}")  # noqa: E731
     for s in summary:
         eq = s["nle_budget_for_same_c2st"]
-        pm = lambda v, e: f"{v:.3f}" + ("" if e is None else f" +- {e:.3f}")  # noqa: E731
         eq_text = (f"more than {summary[-1]['num_simulations']:,}" if eq is None
                    and s["scandal_c2st"] < summary[-1]["nle_c2st"] else
                    "-" if eq is None else f"{eq:,.0f} ({s['simulations_saved_factor']:.1f}x)")

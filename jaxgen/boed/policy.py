@@ -111,11 +111,6 @@ def history_log_likelihood(simulator, theta, designs, outcomes) -> Float[Array, 
     )
 
 
-def _design_constraint(simulator, design0) -> AbstractConstraint:
-    declared = declared_constraint(simulator)
-    return Unconstrained() if declared is None else declared
-
-
 def make_policy(
     key: PRNGKeyArray,
     simulator: AbstractSimulator,
@@ -127,7 +122,9 @@ def make_policy(
 ) -> DesignPolicy:
     """An untrained :class:`DesignPolicy` for experiments shaped like ``design0``."""
     design0 = jnp.asarray(design0, float)
-    constraint = _design_constraint(simulator, design0) if constraint is None else constraint
+    if constraint is None:
+        declared = declared_constraint(simulator)
+        constraint = Unconstrained() if declared is None else declared
     k_pilot, k_theta, k_enc, k_emit = jax.random.split(key, 4)
     u0 = constraint.to_unconstrained(design0)
     pilot_u = u0 + jax.random.normal(k_pilot, (256,) + u0.shape)

@@ -51,13 +51,10 @@ class DesignPolicy(eqx.Module):
     design_shape: tuple[int, ...] = eqx.field(static=True)
     x_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __call__(
-        self,
-        designs: Float[Array, " T *design"],
-        outcomes: Float[Array, " T *x"],
-        mask: Float[Array, " T"],
-    ) -> Float[Array, "*design"]:
-        """The next design given the experiments ``designs[t], outcomes[t]`` with ``mask[t] = 1``."""
+    def encode(
+        self, designs: Float[Array, " n *design"], outcomes: Float[Array, " n *x"]
+    ) -> Float[Array, "n encoding"]:
+        """Encodings of ``n`` past experiments (summed, they summarize a history)."""
         num = designs.shape[0]
         # Past designs enter in the constraint's unconstrained coordinates: a delay on a log
         # scale is then seen by its logarithm, as the emitter produced it.
@@ -69,10 +66,23 @@ class DesignPolicy(eqx.Module):
             ],
             axis=1,
         )
-        encoded = jax.vmap(self.encoder)(features) * mask[:, None]
-        u = self.emitter(jnp.sum(encoded, axis=0))
+        return jax.vmap(self.encoder)(features)
+
+    def emit(self, summary: Float[Array, " encoding"]) -> Float[Array, "*design"]:
+        """The next design from the summed encodings of the history."""
+        u = self.emitter(summary)
         u0 = self.constraint.to_unconstrained(jnp.zeros(self.design_shape))
         return self.constraint.to_design(u.reshape(u0.shape))
+
+    def __call__(
+        self,
+        designs: Float[Array, " T *design"],
+        outcomes: Float[Array, " T *x"],
+        mask: Float[Array, " T"],
+    ) -> Float[Array, "*design"]:
+        """The next design given the experiments ``designs[t], outcomes[t]`` with ``mask[t] = 1``."""
+        encoded = self.encode(designs, outcomes) * mask[:, None]
+        return self.emit(jnp.sum(encoded, axis=0))
 
     def rollout(
         self,
@@ -83,24 +93,24 @@ class DesignPolicy(eqx.Module):
         *,
         detach_outcomes: bool = False,
     ) -> tuple[Float[Array, " T *design"], Float[Array, " T *x"]]:
-        """Run ``num_experiments`` experiments at ``theta``, each designed from the history."""
-        designs0 = jnp.zeros((num_experiments,) + self.design_shape)
-        outcomes0 = jnp.zeros((num_experiments,) + self.x_shape)
+        """Run ``num_experiments`` experiments at ``theta``, each designed from the history.
 
-        def step(carry, inputs):
-            designs, outcomes = carry
-            t, k = inputs
-            mask = (jnp.arange(num_experiments) < t).astype(designs.dtype)
-            design = self(designs, outcomes, mask)
-            x = simulator(k, theta, design).astype(outcomes.dtype)
+        The summed encoding of the history is carried from step to step, so an episode of
+        ``T`` experiments costs ``T`` encoder calls, not ``T^2``.
+        """
+        dtype = jnp.result_type(float)
+
+        def step(summary, k):
+            design = self.emit(summary)
+            x = simulator(k, theta, design).astype(dtype)
             if detach_outcomes:
                 x = jax.lax.stop_gradient(x)
-            return (designs.at[t].set(design), outcomes.at[t].set(x)), None
+            summary = summary + self.encode(design[None], x[None])[0]
+            return summary, (design, x)
 
+        summary0 = jnp.zeros(self.emitter.layers[0].in_features, dtype)
         keys = jax.random.split(key, num_experiments)
-        (designs, outcomes), _ = jax.lax.scan(
-            step, (designs0, outcomes0), (jnp.arange(num_experiments), keys)
-        )
+        _, (designs, outcomes) = jax.lax.scan(step, summary0, keys)
         return designs, outcomes
 
 

@@ -53,3 +53,13 @@ def test_rollouts_per_theta_must_be_positive():
             jax.random.key(0), jg.simulators.DeathProcess(), 2, num_steps=1, num_outer=4,
             num_inner=4, score_gradient=True, rollouts_per_theta=0,
         )
+
+
+def test_rollout_carries_the_history_summary_exactly(trained):
+    # The rollout keeps a running sum of encodings; deploying the policy on the history so
+    # far must give the same designs (up to float rounding).
+    sim, policy, _ = trained
+    designs, outcomes = policy.rollout(jax.random.key(3), sim, jnp.array([1.2]), 3)
+    for t in range(3):
+        mask = (jnp.arange(3) < t).astype(float)
+        assert float(policy(designs, outcomes, mask)) == pytest.approx(float(designs[t]), rel=1e-5)

@@ -36,6 +36,10 @@ class AbstractLogLikelihood(eqx.Module):
     def __call__(self, theta: Float[Array, " d"], x: Array) -> Float[Array, ""]:
         """The log-likelihood (or log-ratio) of one observation ``x`` at ``theta``."""
 
+    def check_observations(self, x_o: Array) -> None:
+        """Raise (on the host, before sampling) when the observations ``(n, *x_shape)`` lie
+        where the likelihood is undefined. Nothing to check by default."""
+
 
 class ExactLikelihood(AbstractLogLikelihood):
     """A simulator's own ``log_likelihood`` (for exact MCMC, e.g. with an NPE proposal)."""
@@ -71,7 +75,9 @@ class _Target(AbstractTarget):
         return self.prior.sample(key, (num,))
 
 
-def check_observations(x_o: Any, x_shape: tuple[int, ...]) -> Array:
+def check_observations(
+    x_o: Any, x_shape: tuple[int, ...], log_likelihood: AbstractLogLikelihood | None = None
+) -> Array:
     """One observation ``x_shape`` or i.i.d. observations ``(n, *x_shape)`` -> ``(n, *x_shape)``."""
     x_o = jnp.asarray(x_o, dtype=float)
     if x_o.shape == x_shape:
@@ -84,6 +90,8 @@ def check_observations(x_o: Any, x_shape: tuple[int, ...]) -> Array:
         )
     if not bool(jnp.all(jnp.isfinite(x_o))):
         raise ValueError("`x_o` contains NaN or inf; the posterior is undefined there.")
+    if log_likelihood is not None:
+        log_likelihood.check_observations(x_o)
     return x_o
 
 
@@ -111,7 +119,7 @@ class LikelihoodPosterior(AbstractPosterior):
 
     def potential(self, theta: Float[Array, " d"], x_o: Array) -> Float[Array, ""]:
         """Unnormalised log posterior for one ``theta`` (jit/grad-friendly)."""
-        x_o = check_observations(x_o, self.x_shape)
+        x_o = check_observations(x_o, self.x_shape, self.log_likelihood)
         return _Target(self.log_likelihood, self.prior, x_o).log_density(theta)
 
     def sample(
@@ -136,7 +144,7 @@ class LikelihoodPosterior(AbstractPosterior):
         key = check_key(key)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
-        x_o = check_observations(x_o, self.x_shape)
+        x_o = check_observations(x_o, self.x_shape, self.log_likelihood)
         samples, trace = _run_sampler(self.sampler, key, self.log_likelihood, self.prior, x_o,
                                       num_samples)
         info = mixing_diagnostics(type(self.sampler).__name__, samples, trace)
@@ -164,7 +172,7 @@ class LikelihoodPosterior(AbstractPosterior):
         With ``key``, the log evidence estimated from ``num_evidence_samples`` prior draws is
         subtracted, so the density integrates to (approximately) one.
         """
-        x_o = check_observations(x_o, self.x_shape)
+        x_o = check_observations(x_o, self.x_shape, self.log_likelihood)
         theta = jnp.asarray(theta, dtype=float)
         if theta.ndim == 0 or theta.shape[-1] != self.theta_dim:
             raise ValueError(

@@ -71,7 +71,10 @@ def methods_table(rows) -> list[str]:
         f"{ref_text}; {rows[0]['num_samples']:,} posterior samples by "
         f"MCMC for one observation; the same method on both sides (sbi's `NRE` is NRE-B); "
         f"jaxgen's first sampling call includes compilation; "
-        f"R-hat above 1.05 is reported with a warning, never silently)",
+        f"R-hat above 1.05 is reported with a warning, never silently"
+        + "".join(f"; {r['task']} {METHOD_LABELS.get(r['method'], r['method'])} models "
+                  f"{r['x_transform']}(x) on both sides" for r in rows if r.get("x_transform"))
+        + ")",
         "",
         "| task | method | C2ST jaxgen | C2ST sbi | train s jaxgen / sbi | sample s jaxgen "
         "(first / compiled) / sbi | R-hat jaxgen |",

@@ -14,6 +14,8 @@ import glob
 import json
 import os
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 README = os.path.join(os.path.dirname(HERE), "README.md")
@@ -90,6 +92,38 @@ def methods_table(rows) -> list[str]:
             f"{j['train_s']:.1f} / {s['train_s']:.1f} | {j['sample_first_call_s']:.1f} / "
             f"{j['sample_s']:.2f} / {s['sample_s']:.1f} | {j['r_hat_max']:.2f} |"
         )
+    return out
+
+
+def seeds_table(rows) -> list[str]:
+    """C2ST over several training seeds per tool (same simulations), mean +- standard error."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if "sbi" in r:
+            groups.setdefault((r["task"], r["method"]), []).append(r)
+    seeds = sorted({r.get("seed", 0) for r in rows})
+    out = [
+        f"**Training-seed spread** (`python benchmarks/sbi_methods.py --tasks "
+        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --methods "
+        f"{' '.join(dict.fromkeys(r['method'] for r in rows))} --seeds "
+        f"{' '.join(map(str, seeds))} --out benchmarks/results/sbi_methods_seeds.json`: the same "
+        "10,000 simulations, one training per seed and tool; C2ST mean +- standard error, and "
+        "each seed's value)",
+        "",
+        "| task | method | seeds | C2ST jaxgen | C2ST sbi | jaxgen per seed | sbi per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def stats(values):
+        v = np.asarray(values, float)
+        se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+        return f"{v.mean():.3f} +- {se:.3f}", ", ".join(f"{x:.3f}" for x in v)
+
+    for (task, method), rs in groups.items():
+        j_mean, j_each = stats([r["jaxgen"]["c2st"] for r in rs])
+        s_mean, s_each = stats([r["sbi"]["c2st"] for r in rs])
+        out.append(f"| {task} | {METHOD_LABELS.get(method, method)} | {len(rs)} | {j_mean} | "
+                   f"{s_mean} | {j_each} | {s_each} |")
     return out
 
 
@@ -271,6 +305,8 @@ def tables() -> str:
         parts.append(npe_table(r))
     if (r := _load("sbi_methods.json")) is not None and r:
         parts.append(methods_table(r))
+    if (r := _load("sbi_methods_seeds.json")) is not None and r:
+        parts.append(seeds_table(r))
     if (r := _load("sbi_sequential.json")) is not None and r:
         parts.append(sequential_table(r))
     if (r := _load("sbi_gold.json")) is not None and r.get("summary"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import importlib.util
+import itertools
 import json
 import os
 import time
@@ -147,10 +148,11 @@ def run_jaxgen(method, key, sim, theta, x, x_o, num_samples, x_transform=None):
     }
 
 
-def run_sbi(method, name, sim, theta, x, x_o, num_samples, x_transform=None):
+def run_sbi(method, name, sim, theta, x, x_o, num_samples, x_transform=None, seed=0):
     import sbi.inference
     import torch
 
+    torch.manual_seed(seed)
     if x_transform == "log":
         x, x_o = np.log(np.asarray(x)), np.log(np.asarray(x_o))
     elif x_transform is not None:
@@ -227,6 +229,9 @@ def main():
                              "nre_a = the binary classifier")
     parser.add_argument("--num-simulations", type=int, nargs="+", default=[10_000])
     parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds (jaxgen's key, torch's seed); the simulations stay "
+                             "the same, so the spread is that of training alone")
     parser.add_argument("--skip-sbi", action="store_true",
                         help="jaxgen only (development runs; the published table has both)")
     parser.add_argument("--no-x-transform", action="store_true",
@@ -257,19 +262,19 @@ def main():
         ref = reference(jax.random.key(7), args.num_samples)
         for n in args.num_simulations:
             theta, x = jg.simulate(jax.random.key(n), sim, n)
-            for method in args.methods:
+            for method, seed in itertools.product(args.methods, args.seeds):
                 x_transform = None
                 if method == "nle" and not args.no_x_transform:
                     x_transform = NLE_X_TRANSFORMS.get(name)
                 row = {"task": name, "method": method, "num_simulations": n,
                        "num_samples": args.num_samples, "reference": ref_kind,
-                       "x_transform": x_transform}
-                s, t = run_jaxgen(method, jax.random.key(0), sim, theta, x, x_o,
+                       "x_transform": x_transform, "seed": seed}
+                s, t = run_jaxgen(method, jax.random.key(seed), sim, theta, x, x_o,
                                   args.num_samples, x_transform)
                 row["jaxgen"] = {**t, "c2st": jg.sbi.c2st(s, ref)}
                 if not args.skip_sbi:
                     s, t = run_sbi(method, name, sim, theta, x, x_o, args.num_samples,
-                                   x_transform)
+                                   x_transform, seed)
                     row["sbi"] = {**t, "c2st": jg.sbi.c2st(s, ref)}
                 print(json.dumps(row), flush=True)
                 results.append(row)

@@ -202,21 +202,21 @@ def sweep_table(res) -> list[str]:
     return out
 
 
-def _lg_command(res) -> str:
-    a = res.get("linear_gaussian_args")
-    if not a:
-        return "`python benchmarks/boed.py`"
-    return (f"`python benchmarks/boed.py --only linear_gaussian --lg-outer {a['lg_outer']} "
-            f"--lg-inner {a['lg_inner']} --lg-repeats {a['lg_repeats']} --lg-learned-repeats "
-            f"{a['lg_learned_repeats']} --lg-train-steps {a['lg_train_steps']}`")
+def _boed_command(res, section, options) -> str:
+    """The `boed.py --only SECTION` command with the options a section's results recorded."""
+    a = res.get(f"{section}_args") or res.get("args") or {}
+    opts = "".join(f" --{k.replace('_', '-')} {a[k]}" for k in options if k in a)
+    return f"`python benchmarks/boed.py --only {section}{opts}`"
 
 
 def boed_table(res) -> list[str]:
     lg = res.get("linear_gaussian")
     out = []
     if lg:
+        lg_command = _boed_command(res, "linear_gaussian", [
+            "lg_outer", "lg_inner", "lg_repeats", "lg_learned_repeats", "lg_train_steps"])
         out += [
-            f"**EIG estimators on linear-Gaussian regression** ({_lg_command(res)}; "
+            f"**EIG estimators on linear-Gaussian regression** ({lg_command}; "
             f"closed-form EIG {lg['exact']:.4f} nats; learned estimators are trained, then "
             f"scored on fresh samples)",
             "",
@@ -238,18 +238,14 @@ def boed_table(res) -> list[str]:
 
 
 def dad_table(res) -> list[str]:
-    def command(section, extra):
-        a = res.get(f"{section}_args") or res.get("args", {})
-        opts = " ".join(f"--{k.replace('_', '-')} {a[k]}" for k in extra if k in a)
-        return f"`python benchmarks/boed.py --only {section} {opts}`"
-
     common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
         "**Sequential design policies** ("
-        + command("death_process", ["death_steps", "death_lr", "final_lr_fraction"] + common)
+        + _boed_command(res, "death_process",
+                        ["death_steps", "death_lr", "final_lr_fraction"] + common)
         + " and "
-        + command("hyperbolic", ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"]
-                  + common)
+        + _boed_command(res, "hyperbolic",
+                        ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"] + common)
         + ", merged in `results/boed_dad.json`; total EIG over T experiments, sPCE lower / "
         "sNMC upper bound)",
         "",

@@ -161,7 +161,7 @@ class PolicyTraining(eqx.Module):
     wall_time: float
 
 
-def _spce_terms(policy, key, simulator, num_experiments, num_outer, num_inner, score):
+def _spce_terms(policy, simulator, num_experiments, num_outer, num_inner, score):
     """Per-outer-sample sPCE terms (and NMC terms) of the policy, with chunked contrasts."""
     _, chunk = inner_chunking(num_outer, num_inner, 2**18)
 
@@ -278,7 +278,7 @@ def train_policy(
 
     def loss(p, k):
         pol = eqx.combine(p, fixed_params, static)
-        one = _spce_terms(pol, k, simulator, num_experiments, num_outer, num_inner, score_gradient)
+        one = _spce_terms(pol, simulator, num_experiments, num_outer, num_inner, score_gradient)
         if group == 1:
             lower, _, log_lik0 = jax.vmap(one)(jax.random.split(k, num_outer))
             if score_gradient:
@@ -367,7 +367,7 @@ def evaluate_policy(
     key = check_key(key)
     check_likelihood(simulator, "evaluate_policy")
     k_eval, k_time = jax.random.split(key)
-    one = _spce_terms(policy, None, simulator, num_experiments, num_outer, num_inner, False)
+    one = _spce_terms(policy, simulator, num_experiments, num_outer, num_inner, False)
     outer_batch, _ = inner_chunking(num_outer, num_inner, 2**18)
 
     @jax.jit

@@ -201,6 +201,7 @@ def train_policy(
     final_learning_rate: float | None = None,
     score_gradient: bool = False,
     rollouts_per_theta: int = 1,
+    average_fraction: float = 0.1,
     policy: DesignPolicy | None = None,
 ) -> tuple[DesignPolicy, PolicyTraining]:
     """Train a Deep-Adaptive-Design policy by ascending the sPCE bound on the total EIG.
@@ -236,6 +237,12 @@ def train_policy(
             itself is noisy, so it pays only when outcomes vary mostly with ``theta_0``.
             The default, 1, uses one leave-one-out baseline over all episodes. (``num_outer``
             is rounded down to a multiple.)
+        average_fraction: return an exponential moving average of the iterates whose time
+            constant is this fraction of ``num_steps`` (bias-corrected, so short runs average
+            what they have), instead of the last iterate; 0 returns the last iterate.
+            Score-function gradients are noisy enough that the policy keeps wandering at a
+            constant step size -- the training objective moves by tenths of a nat within a few
+            hundred steps -- and the last iterate may sit in a trough; the average does not.
         policy: continue training this policy instead of a new one.
 
     Returns:
@@ -271,6 +278,13 @@ def train_policy(
     )
     train_params, fixed_params = eqx.partition(params, spec)
     optimizer = decaying_adam(learning_rate, final_learning_rate, num_steps)
+    if not 0.0 <= average_fraction <= 1.0:
+        raise ValueError(
+            f"`average_fraction` must be in [0, 1] (0 returns the last iterate), got "
+            f"{average_fraction!r}."
+        )
+    # EMA decay per step; with average_fraction = 0 the "average" is the last iterate.
+    decay = 0.0 if average_fraction == 0 else 1.0 - 1.0 / max(average_fraction * num_steps, 1.0)
 
     check_positive_int("rollouts_per_theta", rollouts_per_theta)
     group = min(rollouts_per_theta, num_outer) if score_gradient else 1
@@ -298,9 +312,9 @@ def train_policy(
     block = min(num_steps, 250)
 
     @eqx.filter_jit
-    def run_block(p, state, k):
+    def run_block(p, state, avg, k):
         def step(carry, kk):
-            p, state = carry
+            p, state, avg = carry
             value, grads = jax.value_and_grad(loss)(p, kk)
             updates, new_state = optimizer.update(grads, state, p)
             ok = jnp.isfinite(value) & jnp.all(
@@ -308,22 +322,31 @@ def train_policy(
             )
             new_p = eqx.apply_updates(p, updates)
             keep = lambda a, b: jnp.where(ok, a, b)
-            return (
-                jax.tree_util.tree_map(keep, new_p, p),
-                jax.tree_util.tree_map(keep, new_state, state),
-            ), -value
+            p = jax.tree_util.tree_map(keep, new_p, p)
+            # Bias-corrected EMA: avg = (sum of decayed iterates, sum of their weights).
+            total, weight = avg
+            total = jax.tree_util.tree_map(lambda a, b: decay * a + b, total, p)
+            avg = (total, decay * weight + 1.0)
+            return (p, jax.tree_util.tree_map(keep, new_state, state), avg), -value
 
-        (p, state), values = jax.lax.scan(step, (p, state), jax.random.split(k, block))
-        return p, state, values
+        (p, state, avg), values = jax.lax.scan(
+            step, (p, state, avg), jax.random.split(k, block)
+        )
+        return p, state, avg, values
 
     start = time.perf_counter()
     state = optimizer.init(train_params)
+    avg = (jax.tree_util.tree_map(jnp.zeros_like, train_params), jnp.zeros(()))
     history = []
     num_blocks = -(-num_steps // block)
     for i in range(num_blocks):
-        train_params, state, values = run_block(train_params, state, jax.random.fold_in(k_train, i))
+        train_params, state, avg, values = run_block(
+            train_params, state, avg, jax.random.fold_in(k_train, i)
+        )
         history.append(np.asarray(values))
-    policy = eqx.combine(train_params, fixed_params, static)
+    total, weight = avg
+    averaged = jax.tree_util.tree_map(lambda a: a / weight, total)
+    policy = eqx.combine(averaged, fixed_params, static)
     objective = np.concatenate(history)[:num_steps] if history else np.zeros(0)
     return policy, PolicyTraining(objective, time.perf_counter() - start)
 

@@ -63,3 +63,30 @@ def test_rollout_carries_the_history_summary_exactly(trained):
     for t in range(3):
         mask = (jnp.arange(3) < t).astype(float)
         assert float(policy(designs, outcomes, mask)) == pytest.approx(float(designs[t]), rel=1e-5)
+
+
+def test_iterate_average_is_bias_corrected():
+    # With a vanishing step size (Adam moves each weight by ~1e-30 per step) every iterate is
+    # the initial policy, so their average must be it: an EMA started from zeros without the
+    # bias correction would return weights shrunk towards 0 by a factor 1 - 0.6^5 ~ 0.92.
+    sim = jg.simulators.DeathProcess()
+    kwargs = dict(num_steps=5, num_outer=4, num_inner=8, score_gradient=True,
+                  learning_rate=1e-30, final_learning_rate=1e-30)
+    start = jg.boed.make_policy(jax.random.key(4), sim, jnp.array(1.0))
+    averaged, _ = jg.boed.train_policy(jax.random.key(5), sim, 2, policy=start,
+                                       average_fraction=0.5, **kwargs)
+    for a, b in zip(jax.tree_util.tree_leaves(averaged), jax.tree_util.tree_leaves(start)):
+        assert jnp.allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_iterate_average_differs_from_last_iterate_and_is_validated():
+    sim = jg.simulators.DeathProcess()
+    kwargs = dict(num_steps=6, num_outer=4, num_inner=8, score_gradient=True,
+                  learning_rate=1e-2)
+    last, _ = jg.boed.train_policy(jax.random.key(6), sim, 2, average_fraction=0.0, **kwargs)
+    avg, _ = jg.boed.train_policy(jax.random.key(6), sim, 2, average_fraction=1.0, **kwargs)
+    w_last, w_avg = last.emitter.layers[-1].weight, avg.emitter.layers[-1].weight
+    # Same key, same trajectory: the average of the 6 iterates is not the 6th iterate.
+    assert float(jnp.max(jnp.abs(w_last - w_avg))) > 1e-4
+    with pytest.raises(ValueError, match="average_fraction"):
+        jg.boed.train_policy(jax.random.key(0), sim, 2, average_fraction=1.5, **kwargs)

@@ -101,14 +101,23 @@ def seeds_table(rows) -> list[str]:
     for r in rows:
         if "sbi" in r:
             groups.setdefault((r["task"], r["method"]), []).append(r)
-    seeds = sorted({r.get("seed", 0) for r in rows})
+    # One command per group of tasks run with the same methods and seeds (`--append` adds a
+    # group's rows to the file).
+    runs: dict[tuple, list[str]] = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        methods = tuple(dict.fromkeys(r["method"] for r in mine))
+        seeds = tuple(sorted({r.get("seed", 0) for r in mine}))
+        runs.setdefault((methods, seeds), []).append(task)
+    commands = "; ".join(
+        f"`python benchmarks/sbi_methods.py --tasks {' '.join(tasks)} --methods "
+        f"{' '.join(methods)} --seeds {' '.join(map(str, seeds))} --append "
+        "--out benchmarks/results/sbi_methods_seeds.json`"
+        for (methods, seeds), tasks in runs.items()
+    )
     out = [
-        f"**Training-seed spread** (`python benchmarks/sbi_methods.py --tasks "
-        f"{' '.join(dict.fromkeys(r['task'] for r in rows))} --methods "
-        f"{' '.join(dict.fromkeys(r['method'] for r in rows))} --seeds "
-        f"{' '.join(map(str, seeds))} --out benchmarks/results/sbi_methods_seeds.json`: the same "
-        "10,000 simulations, one training per seed and tool; C2ST mean +- standard error, and "
-        "each seed's value)",
+        f"**Training-seed spread** ({commands}: the same 10,000 simulations, one training per "
+        "seed and tool; C2ST mean +- standard error, and each seed's value)",
         "",
         "| task | method | seeds | C2ST jaxgen | C2ST sbi | jaxgen per seed | sbi per seed |",
         "|---|---|---|---|---|---|---|",

@@ -246,6 +246,9 @@ def main():
                         help="with --sequential: keep the amortized NPE figures already in --out")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the sequential methods (the budget is split evenly)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows already in --out (a row with the same task, method, "
+                             "budget and seed is replaced), e.g. to add seeds or tasks to a study")
     parser.add_argument("--out", default=None,
                         help="JSON output (default: benchmarks/results/sbi_methods.json, or "
                              "sbi_sequential.json with --sequential)")
@@ -257,6 +260,10 @@ def main():
     results = []
     if args.sequential:
         return run_sequential(args)
+    if args.append and os.path.exists(args.out):
+        with open(args.out) as f:
+            results = json.load(f)
+    row_key = lambda r: (r["task"], r["method"], r["num_simulations"], r.get("seed", 0))
     for name in args.tasks:
         sim, x_o, reference, ref_kind = task(name)
         ref = reference(jax.random.key(7), args.num_samples)
@@ -277,7 +284,7 @@ def main():
                                    x_transform, seed)
                     row["sbi"] = {**t, "c2st": jg.sbi.c2st(s, ref)}
                 print(json.dumps(row), flush=True)
-                results.append(row)
+                results = [r for r in results if row_key(r) != row_key(row)] + [row]
                 with open(args.out, "w") as f:
                     json.dump(results, f, indent=1)
 

@@ -115,7 +115,7 @@ def death_process(key, args):
                "train_steps": args.death_steps, "learning_rate": args.death_lr,
                "final_learning_rate": args.death_lr * args.final_lr_fraction,
                "seconds_per_design": ev.seconds_per_design,
-               "published": 2.113}
+               "rollbacks": list(log.rollbacks), "published": 2.113}
     return {"T": 4, "num_inner": args.eval_inner, "num_outer": args.eval_outer, "fixed": fixed, "dad": dad}
 
 
@@ -134,7 +134,7 @@ def hyperbolic(key, args):
                 "train_steps": args.hyperbolic_steps, "learning_rate": args.hyperbolic_lr,
                 "final_learning_rate": args.hyperbolic_lr * args.final_lr_fraction,
                 "train_outer": args.train_outer, "train_inner": args.train_inner,
-                "seconds_per_design": ev.seconds_per_design,
+                "seconds_per_design": ev.seconds_per_design, "rollbacks": list(log.rollbacks),
                 "num_inner": args.eval_inner, "published_dad": 5.021}
 
 
@@ -193,11 +193,13 @@ def main():
     parser.add_argument("--eval-inner", type=int, default=100_000,
                         help="contrastive samples of the sPCE/sNMC evaluation (paper: 1e5)")
     parser.add_argument("--max-inner-power", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="PRNG seed of every section (training, evaluation)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="run only these sections: linear_gaussian weinberg death_process "
                              "hyperbolic scaling pharmacokinetic")
     args = parser.parse_args()
-    key = jax.random.key(0)
+    key = jax.random.key(args.seed)
     sections = {"linear_gaussian": linear_gaussian, "weinberg": weinberg, "scaling": scaling,
                     "death_process": death_process, "hyperbolic": hyperbolic,
                     "pharmacokinetic": pharmacokinetic}

@@ -215,6 +215,8 @@ def _boed_command(res, section, options) -> str:
     """The `boed.py --only SECTION` command with the options a section's results recorded."""
     a = res.get(f"{section}_args") or res.get("args") or {}
     opts = "".join(f" --{k.replace('_', '-')} {a[k]}" for k in options if k in a)
+    if a.get("seed", 0):
+        opts += f" --seed {a['seed']}"
     return f"`python benchmarks/boed.py --only {section}{opts}`"
 
 

@@ -364,7 +364,7 @@ def train_policy(
             train_params, state, avg, jax.random.fold_in(k_train, i)
         )
         history.append(np.asarray(values))
-        mean = float(np.mean(history[-1]))
+        mean = float(np.nanmean(history[-1])) if np.isfinite(history[-1]).any() else -np.inf
         if mean > best_mean:
             best_mean, best = mean, (train_params, state, avg)
         elif rollback_drop is not None and mean < best_mean - rollback_drop:

@@ -248,7 +248,8 @@ def boed_table(res) -> list[str]:
     return out
 
 
-def dad_table(res) -> list[str]:
+def dad_table(res, seeds=()) -> list[str]:
+    """``seeds``: ``(seed, results)`` of the hyperbolic section rerun with ``--seed``."""
     common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
         "**Sequential design policies** ("
@@ -257,8 +258,10 @@ def dad_table(res) -> list[str]:
         + " and "
         + _boed_command(res, "hyperbolic",
                         ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"] + common)
-        + ", merged in `results/boed_dad.json`; total EIG over T experiments, sPCE lower / "
-        "sNMC upper bound)",
+        + ", merged in `results/boed_dad.json`"
+        + ("; rows marked `--seed N` ran the hyperbolic command with that seed and "
+           "`--out benchmarks/results/boed_dad_seedN.json`" if seeds else "")
+        + "; total EIG over T experiments, sPCE lower / sNMC upper bound)",
         "",
         "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
         "| s per design |",
@@ -274,12 +277,14 @@ def dad_table(res) -> list[str]:
                    f"{p['lower_stderr']:.3f} | {p['upper']:.3f} +- {p['upper_stderr']:.3f} | "
                    f"{p['published']} | {p['train_seconds']:.0f} | "
                    f"{p['seconds_per_design']:.5f} |")
-    h = res.get("hyperbolic")
-    if h:
-        out.append(f"| hyperbolic discounting, T = 20 | DAD policy | {h['lower']:.3f} +- "
-                   f"{h['lower_stderr']:.3f} | {h['upper']:.3f} +- {h['upper_stderr']:.3f} | "
-                   f"{h['published_dad']} | {h['train_seconds']:.0f} | "
-                   f"{h['seconds_per_design']:.5f} |")
+    runs = [("DAD policy", res.get("hyperbolic"))]
+    runs += [(f"DAD policy, `--seed {seed}`", r.get("hyperbolic")) for seed, r in seeds]
+    for label, h in runs:
+        if h:
+            out.append(f"| hyperbolic discounting, T = 20 | {label} | {h['lower']:.3f} +- "
+                       f"{h['lower_stderr']:.3f} | {h['upper']:.3f} +- {h['upper_stderr']:.3f} | "
+                       f"{h['published_dad']} | {h['train_seconds']:.0f} | "
+                       f"{h['seconds_per_design']:.5f} |")
     return out
 
 
@@ -323,7 +328,12 @@ def tables() -> str:
     if (r := _load("boed.json")) is not None:
         parts.append(boed_table(r))
     if (r := _load("boed_dad.json")) is not None:
-        parts.append(dad_table(r))
+        seeds = []
+        for path in sorted(glob.glob(os.path.join(RESULTS, "boed_dad_seed*.json"))):
+            with open(path) as f:
+                extra = json.load(f)
+            seeds.append((extra["args"]["seed"], extra))
+        parts.append(dad_table(r, seeds))
     if (r := _load("boed_pk.json")) is not None and "pharmacokinetic" in r:
         pk = r["pharmacokinetic"]
         parts.append([

@@ -39,17 +39,25 @@ def test_chirp_signal_rises_in_frequency_and_amplitude():
 @pytest.mark.slow
 def test_nre_with_deepset_on_iid_sets():
     # theta ~ N(0, 0.1 I_2); each x is a set of 10 draws N(theta, 0.1 I_2): the exact posterior
-    # given the set is the conjugate one with 10 observations.
+    # given the set is the conjugate one with 10 observations, and the set mean is a sufficient
+    # statistic. The learned DeepSet summary can at best match NRE trained on that statistic,
+    # so it is compared with it rather than with a fixed C2ST: at 3,000 simulations NRE on the
+    # exact sufficient statistic itself reaches only ~0.61. Training seeds move either C2ST by
+    # ~0.03 (0.587-0.634 for the DeepSet over two seeds) and a 2,000-vs-2,000 C2ST has a
+    # sampling s.e. of ~0.015, so the difference has an s.d. of ~0.05; 0.08 is ~1.6 s.d.
     sim = jg.simulators.GaussianLinear(dim=2)
     n, m = 3000, 10
     theta = sim.prior.sample(jax.random.key(0), (n,))
     x = theta[:, None, :] + sim.noise_scale * jax.random.normal(jax.random.key(1), (n, m, 2))
     emb = jg.nn.DeepSetEmbedding(2, out_size=8, width_size=32, key=jax.random.key(2))
     post = jg.sbi.nre(jax.random.key(3), theta, x, prior=sim.prior, embedding=emb)
+    oracle = jg.sbi.nre(jax.random.key(3), theta, x.mean(1), prior=sim.prior)
     x_o = x[0]
-    samples = post.sample(jax.random.key(4), x_o, 2000, warn=False)
     ref = sim.posterior(x_o).sample(jax.random.key(5), (2000,))
-    assert jg.sbi.c2st(samples, ref) < 0.6
+    c2st_set = jg.sbi.c2st(post.sample(jax.random.key(4), x_o, 2000, warn=False), ref)
+    c2st_mean = jg.sbi.c2st(oracle.sample(jax.random.key(4), x_o.mean(0), 2000, warn=False), ref)
+    assert c2st_set < c2st_mean + 0.08, (c2st_set, c2st_mean)
+    assert c2st_set < 0.7  # and far from the prior (C2ST ~1: the posterior is 3x narrower)
 
 
 @pytest.mark.slow

@@ -131,7 +131,10 @@ def seeds_table(rows) -> list[str]:
     for (task, method), rs in groups.items():
         j_mean, j_each = stats([r["jaxgen"]["c2st"] for r in rs])
         s_mean, s_each = stats([r["sbi"]["c2st"] for r in rs])
-        out.append(f"| {task} | {METHOD_LABELS.get(method, method)} | {len(rs)} | {j_mean} | "
+        label = METHOD_LABELS.get(method, method)
+        if rs[0].get("x_transform"):
+            label += f", {rs[0]['x_transform']} x on both sides"
+        out.append(f"| {task} | {label} | {len(rs)} | {j_mean} | "
                    f"{s_mean} | {j_each} | {s_each} |")
     return out
 

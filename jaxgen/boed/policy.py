@@ -272,6 +272,16 @@ def train_policy(
     check_likelihood(simulator, "train_policy (sPCE)")
     check_positive_int("num_experiments", num_experiments)
     check_positive_int("num_steps", num_steps)
+    if not 0.0 <= average_fraction <= 1.0:
+        raise ValueError(
+            f"`average_fraction` must be in [0, 1] (0 returns the last iterate), got "
+            f"{average_fraction!r}."
+        )
+    if rollback_drop is not None and not rollback_drop > 0:
+        raise ValueError(
+            f"`rollback_drop` must be a positive number of nats, or None to disable "
+            f"rollbacks; got {rollback_drop!r}."
+        )
     if design0 is None:
         default = simulator.default_design()
         if default is None:
@@ -291,16 +301,6 @@ def train_policy(
     )
     train_params, fixed_params = eqx.partition(params, spec)
     optimizer = decaying_adam(learning_rate, final_learning_rate, num_steps)
-    if not 0.0 <= average_fraction <= 1.0:
-        raise ValueError(
-            f"`average_fraction` must be in [0, 1] (0 returns the last iterate), got "
-            f"{average_fraction!r}."
-        )
-    if rollback_drop is not None and not rollback_drop > 0:
-        raise ValueError(
-            f"`rollback_drop` must be a positive number of nats, or None to disable "
-            f"rollbacks; got {rollback_drop!r}."
-        )
     # EMA decay per step; with average_fraction = 0 the "average" is the last iterate.
     decay = 0.0 if average_fraction == 0 else 1.0 - 1.0 / max(average_fraction * num_steps, 1.0)
 

@@ -333,8 +333,7 @@ def tables() -> str:
     if (r := _load("boed_dad.json")) is not None:
         seeds = []
         for path in sorted(glob.glob(os.path.join(RESULTS, "boed_dad_seed*.json"))):
-            with open(path) as f:
-                extra = json.load(f)
+            extra = _load(os.path.basename(path))
             seeds.append((extra["args"]["seed"], extra))
         parts.append(dad_table(r, seeds))
     if (r := _load("boed_pk.json")) is not None and "pharmacokinetic" in r:

@@ -251,8 +251,19 @@ def boed_table(res) -> list[str]:
     return out
 
 
+_HYPERBOLIC_OPTIONS = ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction", "train_outer",
+                       "train_inner", "eval_outer", "eval_inner", "seed"]
+
+
+def _changed_options(main_args, args) -> str:
+    """The hyperbolic command's options that ``args`` changed from ``main_args``."""
+    return " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in _HYPERBOLIC_OPTIONS
+                    if k in args and args[k] != main_args.get(k, 0 if k == "seed" else None))
+
+
 def dad_table(res, seeds=()) -> list[str]:
-    """``seeds``: ``(seed, results)`` of the hyperbolic section rerun with ``--seed``."""
+    """``seeds``: ``(name, results)`` of the hyperbolic section rerun with some options changed
+    (``--seed``, the batch) and ``--out benchmarks/results/boed_dad_NAME.json``."""
     common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
         "**Sequential design policies** ("
@@ -262,8 +273,9 @@ def dad_table(res, seeds=()) -> list[str]:
         + _boed_command(res, "hyperbolic",
                         ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"] + common)
         + ", merged in `results/boed_dad.json`"
-        + ("; rows marked `--seed N` ran the hyperbolic command with that seed and "
-           "`--out benchmarks/results/boed_dad_seedN.json`" if seeds else "")
+        + ("; rows marked with options ran the hyperbolic command with those options and "
+           "`--out benchmarks/results/boed_dad_NAME.json`, NAME as in the row"
+           if seeds else "")
         + "; total EIG over T experiments, sPCE lower / sNMC upper bound)",
         "",
         "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
@@ -281,7 +293,9 @@ def dad_table(res, seeds=()) -> list[str]:
                    f"{p['published']} | {p['train_seconds']:.0f} | "
                    f"{p['seconds_per_design']:.5f} |")
     runs = [("DAD policy", res.get("hyperbolic"))]
-    runs += [(f"DAD policy, `--seed {seed}`", r.get("hyperbolic")) for seed, r in seeds]
+    main_args = res.get("hyperbolic_args") or res.get("args") or {}
+    runs += [(f"DAD policy, `{_changed_options(main_args, r.get('args', {}))}` ({name})",
+              r.get("hyperbolic")) for name, r in seeds]
     for label, h in runs:
         if h:
             out.append(f"| hyperbolic discounting, T = 20 | {label} | {h['lower']:.3f} +- "
@@ -332,9 +346,9 @@ def tables() -> str:
         parts.append(boed_table(r))
     if (r := _load("boed_dad.json")) is not None:
         seeds = []
-        for path in sorted(glob.glob(os.path.join(RESULTS, "boed_dad_seed*.json"))):
-            extra = _load(os.path.basename(path))
-            seeds.append((extra["args"]["seed"], extra))
+        for path in sorted(glob.glob(os.path.join(RESULTS, "boed_dad_*.json"))):
+            name = os.path.basename(path)[len("boed_dad_"):-len(".json")]
+            seeds.append((name, _load(os.path.basename(path))))
         parts.append(dad_table(r, seeds))
     if (r := _load("boed_pk.json")) is not None and "pharmacokinetic" in r:
         pk = r["pharmacokinetic"]

@@ -115,15 +115,10 @@ def death_process(key, args):
                "train_steps": args.death_steps, "learning_rate": args.death_lr,
                "final_learning_rate": args.death_lr * args.final_lr_fraction,
                "seconds_per_design": ev.seconds_per_design,
-               "rollbacks": list(log.rollbacks), "objective_per_block": _block_means(log),
+               "rollbacks": list(log.rollbacks),
+               "objective_per_block": [round(m, 4) for m in log.block_means()],
                "published": 2.113}
     return {"T": 4, "num_inner": args.eval_inner, "num_outer": args.eval_outer, "fixed": fixed, "dad": dad}
-
-
-def _block_means(log, block=250):
-    """Mean training objective per block of 250 steps (the blocks rollbacks compare)."""
-    obj = np.asarray(log.objective, float)
-    return [round(float(np.nanmean(obj[i:i + block])), 4) for i in range(0, len(obj), block)]
 
 
 def hyperbolic(key, args):
@@ -142,7 +137,7 @@ def hyperbolic(key, args):
                 "final_learning_rate": args.hyperbolic_lr * args.final_lr_fraction,
                 "train_outer": args.train_outer, "train_inner": args.train_inner,
                 "seconds_per_design": ev.seconds_per_design, "rollbacks": list(log.rollbacks),
-                "objective_per_block": _block_means(log),
+                "objective_per_block": [round(m, 4) for m in log.block_means()],
                 "num_inner": args.eval_inner, "published_dad": 5.021}
 
 

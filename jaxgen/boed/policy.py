@@ -154,6 +154,15 @@ def make_policy(
     )
 
 
+# train_policy runs (and compares, for rollbacks) blocks of this many steps.
+_BLOCK_STEPS = 250
+
+
+def _block_mean(values: np.ndarray) -> float:
+    """Mean objective of one block; ``-inf`` when no step of it was finite."""
+    return float(np.nanmean(values)) if np.isfinite(values).any() else -np.inf
+
+
 class PolicyTraining(eqx.Module):
     """History of :func:`train_policy`: the sPCE objective per step, the wall time, and the
     steps after which training was rolled back to its best block (see ``rollback_drop``)."""
@@ -161,6 +170,11 @@ class PolicyTraining(eqx.Module):
     objective: np.ndarray
     wall_time: float
     rollbacks: tuple[int, ...] = ()
+
+    def block_means(self) -> list[float]:
+        """Mean objective of each block of 250 steps: the values rollbacks compare."""
+        obj = np.asarray(self.objective, float)
+        return [_block_mean(obj[i:i + _BLOCK_STEPS]) for i in range(0, len(obj), _BLOCK_STEPS)]
 
 
 def _spce_terms(policy, simulator, num_experiments, num_outer, num_inner, score):
@@ -337,7 +351,7 @@ def train_policy(
         lower = jax.vmap(_score_surrogate)(lower, log_lik0)
         return -jnp.mean(lower)
 
-    block = min(num_steps, 250)
+    block = min(num_steps, _BLOCK_STEPS)
 
     @eqx.filter_jit
     def run_block(p, state, avg, k):
@@ -374,7 +388,7 @@ def train_policy(
             train_params, state, avg, jax.random.fold_in(k_train, i)
         )
         history.append(np.asarray(values))
-        mean = float(np.nanmean(history[-1])) if np.isfinite(history[-1]).any() else -np.inf
+        mean = _block_mean(history[-1])
         if mean > best_mean:
             best_mean, best = mean, (train_params, state, avg)
         elif rollback_drop is not None and mean < best_mean - rollback_drop:

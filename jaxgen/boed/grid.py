@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..simulators import AbstractSimulator
-from .base import check_likelihood
+from .base import check_likelihood, one_experiment_design
 from .constraints import AbstractConstraint, Box, declared_constraint
 
 # The likelihood table holds (outcomes x grid points x candidates) numbers; above this many
@@ -247,14 +247,7 @@ def grid_designer(
     log_prior = jnp.where(jnp.isfinite(log_prior), log_prior, -jnp.inf)
     log_prior = log_prior - jax.nn.logsumexp(log_prior)
 
-    if design0 is None:
-        default = simulator.default_design()
-        if default is None:
-            raise ValueError("Pass `design0=`: the simulator has no default design.")
-        design0 = jnp.asarray(default, float)
-        if design0.ndim >= 1 and callable(getattr(simulator, "design_bounds", None)):
-            design0 = design0[0]
-    design0 = jnp.asarray(design0, float)
+    design0 = one_experiment_design(simulator, design0)
     if candidates is None:
         if constraint is None:
             constraint = declared_constraint(simulator)

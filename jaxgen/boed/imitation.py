@@ -13,9 +13,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_key
 from ..simulators import AbstractSimulator
-from .base import check_positive_int, decaying_adam
+from .base import check_positive_int, decaying_adam, one_experiment_design
 from .constraints import AbstractConstraint
-from .policy import DesignPolicy, make_policy
+from .policy import DesignPolicy, make_policy, trainable_parts
 
 
 class PolicyImitation(eqx.Module):
@@ -137,22 +137,10 @@ def imitate_policy(
             )
     k_init, k_rounds = jax.random.split(key)
     if policy is None:
-        if design0 is None:
-            default = simulator.default_design()
-            if default is None:
-                raise ValueError("Pass `design0=`: the simulator has no default design.")
-            design0 = jnp.asarray(default, float)
-            if design0.ndim >= 1 and callable(getattr(simulator, "design_bounds", None)):
-                design0 = design0[0]
+        design0 = one_experiment_design(simulator, design0)
         policy = make_policy(k_init, simulator, design0, constraint=constraint)
     batch_size = min(batch_size, num_episodes)
-    params, static = eqx.partition(policy, eqx.is_inexact_array)
-    # The standardizations and the constraint's bounds are arrays too; they stay frozen.
-    spec = jax.tree_util.tree_map(lambda _: True, params)
-    spec = eqx.tree_at(
-        lambda p: (p.design_scaler, p.x_scaler, p.constraint), spec, replace=(False,) * 3
-    )
-    train_params, fixed = eqx.partition(params, spec)
+    train_params, fixed, static = trainable_parts(policy)
 
     def episodes(runner, k):
         def one(kk):
@@ -211,13 +199,12 @@ def imitate_policy(
                     f"({policy.constraint.describe()}): {int(jnp.sum(bad))} of {bad.size}. "
                     f"Give the expert candidates inside it, or the policy a wider constraint."
                 )
-            # A deterministic expert's own episodes are their own labels.
-            targets = designs
         else:
             current = eqx.combine(train_params, fixed, static)
             designs, outcomes = expert_episodes(current, k_run)
-            targets = label(expert, designs, outcomes.astype(jnp.result_type(float)))
         outcomes = outcomes.astype(jnp.result_type(float))
+        # A deterministic expert's own episodes are their own labels.
+        targets = designs if r == 0 else label(expert, designs, outcomes)
         new = (designs, outcomes, targets)
         data = new if data is None else tuple(jnp.concatenate([a, b]) for a, b in zip(data, new))
         train_params, loss = fit(train_params, data, k_fit)

@@ -21,6 +21,7 @@ from .base import (
     chunked_logsumexp,
     decaying_adam,
     inner_chunking,
+    one_experiment_design,
 )
 from .constraints import AbstractConstraint, Unconstrained, declared_constraint
 from .contrastive import _score_surrogate
@@ -158,6 +159,18 @@ def make_policy(
 _BLOCK_STEPS = 250
 # evaluate_policy runs this many episodes at once before contrasting their histories.
 _EPISODE_BATCH = 1024
+
+
+def trainable_parts(policy: DesignPolicy) -> tuple[Any, Any, Any]:
+    """``(trainable, fixed, static)`` parts of a policy, recombined by ``eqx.combine``: the
+    fixed standardizations and constraint bounds are arrays too, but training never moves them."""
+    params, static = eqx.partition(policy, eqx.is_inexact_array)
+    spec = jax.tree_util.tree_map(lambda _: True, params)
+    spec = eqx.tree_at(
+        lambda p: (p.design_scaler, p.x_scaler, p.constraint), spec, replace=(False,) * 3
+    )
+    trainable, fixed = eqx.partition(params, spec)
+    return trainable, fixed, static
 
 
 def _block_mean(values: np.ndarray) -> float:
@@ -326,24 +339,11 @@ def train_policy(
             f"`rollback_drop` must be a positive number of nats, or None to disable "
             f"rollbacks; got {rollback_drop!r}."
         )
-    if design0 is None:
-        default = simulator.default_design()
-        if default is None:
-            raise ValueError("Pass `design0=`: the simulator has no default design.")
-        design0 = jnp.asarray(default, float)
-        bounds = getattr(simulator, "design_bounds", None)
-        if design0.ndim >= 1 and callable(bounds):
-            design0 = design0[0]
+    design0 = one_experiment_design(simulator, design0)
     k_init, k_train = jax.random.split(key)
     if policy is None:
         policy = make_policy(k_init, simulator, design0, constraint=constraint)
-    params, static = eqx.partition(policy, eqx.is_inexact_array)
-    # The fixed standardizations and constraint bounds are arrays too; they stay frozen.
-    spec = jax.tree_util.tree_map(lambda _: True, params)
-    spec = eqx.tree_at(
-        lambda p: (p.design_scaler, p.x_scaler, p.constraint), spec, replace=(False,) * 3
-    )
-    train_params, fixed_params = eqx.partition(params, spec)
+    train_params, fixed_params, static = trainable_parts(policy)
     optimizer = decaying_adam(learning_rate, final_learning_rate, num_steps)
     # EMA decay per step; with average_fraction = 0 the "average" is the last iterate.
     decay = 0.0 if average_fraction == 0 else 1.0 - 1.0 / max(average_fraction * num_steps, 1.0)
